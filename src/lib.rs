@@ -1,0 +1,21 @@
+//! hoop-kube puts a policy-enforcing, recording relay in front of a Kubernetes API server and
+//! keeps it invisible to `kubectl`.
+//!
+//! The data path, and the module that owns each stage:
+//!
+//! ```text
+//! kubectl ─▶ credential ─▶ forward ══ mTLS ══▶ relay: authn ─▶ request info ─▶ policy ─▶ review
+//!                                                      ─▶ upstream ─▶ mask ─▶ record ─▶ kube-apiserver
+//! ```
+//!
+//! Built so far: [`kube`] — the I/O-free protocol layer every stage shares (request-info parser,
+//! `Accept` negotiation, `Status`, the WebSocket channel and SPDY/3.1 codecs); [`pki`] —
+//! certificates and rustls configurations; [`sim`] — the Kubernetes API simulator that real
+//! kubectl 1.27–1.33 accepts, which is the test bed for everything else; [`cli`] — the command
+//! line.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod kube;
+pub mod pki;
+pub mod sim;

@@ -1,0 +1,215 @@
+//! Certificates and rustls configurations.
+//!
+//! Every TLS endpoint hoop-kube runs (the simulator today; the relay and the local forwarder
+//! later) gets its certificates from here: a CA generated with `rcgen`, leaf certificates for
+//! loopback servers, client certificates that name a user, and the rustls configurations that
+//! use them. TLS 1.2 and 1.3 only (rustls has nothing older), aws-lc-rs as the one crypto provider.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// What can go wrong making or loading certificates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// rcgen could not generate or sign.
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the material.
+    #[error("TLS configuration rejected: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A PEM file could not be read or parsed.
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    /// The client verifier could not be built.
+    #[error("client certificate verifier: {0}")]
+    Verifier(String),
+}
+
+/// The one crypto provider.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A certificate authority held in memory: it signs server and client certificates.
+pub struct Ca {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+/// A certificate with its private key, both PEM.
+#[derive(Clone)]
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for Leaf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Leaf").field("cert_pem", &"…").field("key_pem", &"<redacted>").finish()
+    }
+}
+
+fn validity(params: &mut CertificateParams, days: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(days);
+}
+
+impl Ca {
+    /// A new CA with the given common name, valid for `days`.
+    pub fn generate(common_name: &str, days: i64) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, days);
+        let cert = params.self_signed(&key)?;
+        Ok(Ca { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A server certificate for the given DNS names and IP addresses.
+    pub fn server_cert(&self, names: &[&str], days: i64) -> Result<Leaf, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, names.first().copied().unwrap_or("localhost"));
+        params.distinguished_name = dn;
+        for n in names {
+            match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
+                Err(_) => params.subject_alt_names.push(SanType::DnsName((*n).try_into()?)),
+            }
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        validity(&mut params, days);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// A client certificate naming a Kubernetes user the way the apiserver reads it:
+    /// common name = user, organizations = groups.
+    pub fn client_cert(&self, user: &str, groups: &[&str], days: i64) -> Result<Leaf, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, user);
+        for g in groups {
+            dn.push(DnType::OrganizationName, *g);
+        }
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        validity(&mut params, days);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+}
+
+/// Parse all certificates in a PEM string.
+pub fn certs_from_pem(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem.as_bytes()).collect();
+    let certs = certs.map_err(|e| PkiError::Read { path: what.into(), reason: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(PkiError::Read { path: what.into(), reason: "no certificate in PEM".into() });
+    }
+    Ok(certs)
+}
+
+/// Parse a private key from PEM.
+pub fn key_from_pem(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Read { path: what.into(), reason: e.to_string() })
+}
+
+/// A rustls server configuration. `client_ca`: verify client certificates against it when they are
+/// offered (optional, as kube-apiserver does: a request may use a bearer token instead).
+/// ALPN offers h2 then http/1.1, as the apiserver does.
+pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Result<rustls::ServerConfig, PkiError> {
+    let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
+    let key = key_from_pem(&leaf.key_pem, "server key")?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs_from_pem(ca, "client CA")? {
+                roots.add(c)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| PkiError::Verifier(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// The subject of a client certificate as Kubernetes reads it: (common name, organizations).
+pub fn client_identity(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let cn = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let orgs = subject.iter_organization().filter_map(|o| o.as_str().ok().map(str::to_string)).collect();
+    Some((cn, orgs))
+}
+
+/// Write `contents` to `path` with mode 0600 (keys, tokens) or 0644.
+pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), PkiError> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(if private { 0o600 } else { 0o644 });
+    let err = |source| PkiError::Write { path: path.display().to_string(), source };
+    let mut f = opts.open(path).map_err(err)?;
+    f.write_all(contents).map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_cert_names_user_and_groups() {
+        let ca = Ca::generate("test-ca", 1).unwrap();
+        let leaf = ca.client_cert("alice", &["dev", "ops"], 1).unwrap();
+        let der = certs_from_pem(&leaf.cert_pem, "t").unwrap().remove(0);
+        assert_eq!(client_identity(&der), Some(("alice".into(), vec!["dev".into(), "ops".into()])));
+    }
+
+    #[test]
+    fn server_config_offers_h2_and_http11() {
+        let ca = Ca::generate("test-ca", 1).unwrap();
+        let leaf = ca.server_cert(&["127.0.0.1", "localhost"], 1).unwrap();
+        let cfg = server_config(&leaf, Some(ca.cert_pem())).unwrap();
+        assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn garbage_pem_is_an_error() {
+        assert!(certs_from_pem("not a pem", "x").is_err());
+        assert!(key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "k").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! TLS, HTTP and routing for the simulator.
+//!
+//! Accepts TLS (h2 and http/1.1 by ALPN, optional client certificates), serves each connection
+//! with hyper (upgrades enabled for exec/attach/port-forward), then for each request:
+//! authenticate → impersonate → parse the path with the shared request-info parser (hostile
+//! paths are a 400 `Status`) → route. Every request leaves one line in the request log.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::request_log::Entry;
+use super::respond::{self, Body};
+use super::{authn, discovery, SimState};
+use crate::kube::request_info::{self, RequestInfo};
+use crate::kube::status::Status;
+
+/// Largest request body accepted, as kube-apiserver's 3 MiB limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Per-connection facts.
+pub struct ConnInfo {
+    /// `h2` or `http/1.1`.
+    pub alpn: &'static str,
+    /// The verified client certificate's (CN, O).
+    pub cert_identity: Option<(String, Vec<String>)>,
+}
+
+/// The accept loop.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<SimState>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let (_, session) = tls.get_ref();
+            let alpn = if session.alpn_protocol() == Some(b"h2") { "h2" } else { "http/1.1" };
+            let cert_identity = session.peer_certificates().and_then(|c| c.first()).and_then(crate::pki::client_identity);
+            let conn = Arc::new(ConnInfo { alpn, cert_identity });
+            let svc = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                let conn = conn.clone();
+                async move { Ok::<_, Infallible>(handle(state, conn, req).await) }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().max_buf_size(1024 * 1024);
+            builder.http2().max_header_list_size(1024 * 1024);
+            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Everything a handler needs about one request.
+pub struct Ctx {
+    pub state: Arc<SimState>,
+    pub info: RequestInfo,
+    pub user: authn::User,
+    pub entry: Entry,
+}
+
+impl Ctx {
+    /// The first value of a query parameter.
+    pub fn query(&self, key: &str) -> Option<String> {
+        request_info::query_first(self.query_str(), key)
+    }
+
+    /// The raw query string.
+    pub fn query_str(&self) -> Option<&str> {
+        self.entry.uri.split_once('?').map(|(_, q)| q)
+    }
+
+    /// A boolean query parameter as the apiserver parses it (`true`/`1`).
+    pub fn query_bool(&self, key: &str) -> bool {
+        matches!(self.query(key).as_deref(), Some("true") | Some("1") | Some("True"))
+    }
+}
+
+async fn handle(state: Arc<SimState>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+    let uri = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| req.uri().path().to_string());
+    let mut entry = Entry {
+        time: super::objects::now_rfc3339(),
+        method: req.method().to_string(),
+        uri,
+        http: conn.alpn.to_string(),
+        user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        ..Entry::default()
+    };
+    let resp = match route(&state, &conn, req, &mut entry).await {
+        Ok(r) => r,
+        Err(s) => respond::status(&s),
+    };
+    entry.code = resp.status().as_u16();
+    state.log.write(&entry);
+    resp
+}
+
+async fn route(state: &Arc<SimState>, conn: &ConnInfo, req: Request<Incoming>, entry: &mut Entry) -> Result<Response<Body>, Status> {
+    let actor = authn::authenticate(req.headers(), conn.cert_identity.as_ref(), &state.identities)?;
+    entry.authenticated_user = actor.name.clone();
+    let user = authn::impersonate(actor, req.headers(), &state.identities)?;
+    entry.user = user.name.clone();
+    entry.groups = user.groups.clone();
+    entry.extra = user.extra.clone();
+
+    let info = request_info::parse_uri(req.method(), req.uri()).map_err(|e| Status::bad_request(format!("invalid request path: {e}")))?;
+    entry.verb = info.verb.clone();
+    if !info.is_resource_request {
+        return non_resource(state, &req, &info);
+    }
+    let mut ctx = Ctx { state: state.clone(), info, user, entry: std::mem::take(entry) };
+    let result = resource(&mut ctx, req).await;
+    *entry = std::mem::take(&mut ctx.entry);
+    result
+}
+
+async fn resource(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Body>, Status> {
+    let info = &ctx.info;
+    let Some(def) = super::resources::lookup(&info.api_group, &info.api_version, &info.resource) else {
+        return Err(Status::no_route());
+    };
+    match (def.plural, info.subresource.as_str()) {
+        ("pods", "exec") | ("pods", "attach") => return super::exec::handle(ctx, def, req).await,
+        ("pods", "portforward") => return super::portforward::handle(ctx, req).await,
+        ("pods", "log") => return super::logs::handle(ctx),
+        _ => {}
+    }
+    if !def.is_stored() {
+        let body = read_body(req).await?;
+        return super::reviews::handle(ctx, def, &body);
+    }
+    if ctx.info.verb == "watch" {
+        return super::watch::handle(ctx, def, req.headers());
+    }
+    let headers = req.headers().clone();
+    let body = read_body(req).await?;
+    super::crud::handle(ctx, def, &headers, &body)
+}
+
+/// Read a request body, refusing more than [`MAX_BODY`].
+pub async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Status> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Status::too_large(MAX_BODY)),
+        Err(e) => Err(Status::bad_request(format!("cannot read the request body: {e}"))),
+    }
+}
+
+fn non_resource(state: &SimState, req: &Request<Incoming>, info: &RequestInfo) -> Result<Response<Body>, Status> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(Status::method_not_allowed(req.method().as_str()));
+    }
+    let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let path = info.path.trim_end_matches('/');
+    let ok = |v: serde_json::Value| Ok(respond::json(200, &v));
+    match path {
+        "/version" => ok(discovery::version(&state.config.kube_version)),
+        "/api" => {
+            let (ct, v) = discovery::api(accept, &state.server_address);
+            Ok(respond::json_with(200, &v, &ct))
+        }
+        "/apis" => {
+            let (ct, v) = discovery::apis(accept);
+            Ok(respond::json_with(200, &v, &ct))
+        }
+        "/healthz" | "/livez" | "/readyz" => Ok(respond::text(200, "ok")),
+        "/openapi/v3" => ok(discovery::openapi_index()),
+        _ => {
+            if let Some(key) = path.strip_prefix("/openapi/v3/") {
+                return discovery::openapi_doc(key).map(|v| respond::json(200, &v)).ok_or_else(Status::no_route);
+            }
+            if path == "/api/v1" {
+                return discovery::resource_list("", "v1").map(|v| respond::json(200, &v)).ok_or_else(Status::no_route);
+            }
+            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+            match parts.as_slice() {
+                ["apis", g] => discovery::group(g).map(|v| respond::json(200, &v)).ok_or_else(Status::no_route),
+                ["apis", g, v] => discovery::resource_list(g, v).map(|v| respond::json(200, &v)).ok_or_else(Status::no_route),
+                _ => Err(Status::no_route()),
+            }
+        }
+    }
+}
