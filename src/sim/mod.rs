@@ -168,10 +168,11 @@ pub async fn start(config: SimConfig) -> Result<Running, SimError> {
     let echo_addr = portforward::start_echo().await.map_err(SimError::Echo)?;
     let tls = pki::server_config(&server_leaf, Some(ca.cert_pem()))?;
 
+    let store = store::Store::new();
     let state = Arc::new(SimState {
         config,
-        store: store::Store::new(),
-        pods: pods::PodRuntimes::default(),
+        pods: pods::PodRuntimes::new(store.clone()),
+        store,
         identities,
         log,
         echo_addr,

@@ -166,23 +166,24 @@ pub fn apply(
     let Some(orig) = original.as_object() else {
         return Err(failed("the stored object is not a JSON object"));
     };
-    let result = match (pt, parse(patch)) {
-        (PatchType::Json, p) => json_patch(original.clone(), p?)?,
-        (PatchType::Merge, p) => match p? {
+    let parsed = parse(patch);
+    let result = match pt {
+        PatchType::Json => json_patch(original.clone(), parsed?)?,
+        PatchType::Merge => match parsed? {
             Value::Array(_) => return Err(not_decodable("the patched object is a list")),
             p @ Value::Object(_) => merge_patch(original.clone(), &p),
             _ => return Err(PatchError::InvalidJson("Invalid JSON Patch".into())),
         },
-        (PatchType::StrategicMerge, p) => {
-            let p = match p? {
+        PatchType::StrategicMerge => {
+            let p = match parsed? {
                 Value::Object(m) => m,
                 Value::Null => Map::new(),
                 _ => return Err(PatchError::NotAnObject),
             };
             Value::Object(merge_map(kind, orig.clone(), &p, &mut Vec::new())?)
         }
-        (PatchType::Apply, p) => {
-            let cfg = check_apply(kind, str_at(orig, &["apiVersion"]), p, patch)?;
+        PatchType::Apply => {
+            let cfg = check_apply(kind, str_at(orig, &["apiVersion"]), parsed, patch)?;
             // `check_apply` refused directives, so this is a plain keyed merge.
             Value::Object(merge_map(kind, orig.clone(), &cfg, &mut Vec::new())?)
         }
@@ -261,11 +262,12 @@ fn json_patch(mut doc: Value, patch: Value) -> Result<Value, PatchError> {
 
 /// RFC 7386 (as `json_patch::merge`, but a removal keeps the order of the other keys).
 fn merge_patch(doc: Value, patch: &Value) -> Value {
-    let (Value::Object(p), mut doc) = (patch, doc) else {
+    let Value::Object(p) = patch else {
         return patch.clone();
     };
-    let Value::Object(m) = &mut doc else {
-        return merge_patch(Value::Object(Map::new()), patch);
+    let mut m = match doc {
+        Value::Object(m) => m,
+        _ => Map::new(),
     };
     for (k, v) in p {
         if v.is_null() {
@@ -275,7 +277,7 @@ fn merge_patch(doc: Value, patch: &Value) -> Value {
             m.insert(k.clone(), merge_patch(cur, v));
         }
     }
-    doc
+    Value::Object(m)
 }
 
 /// The checks the field manager makes on an apply body before merging it.

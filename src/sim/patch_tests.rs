@@ -946,6 +946,7 @@ fn large_lists_stay_linear() {
     // 50k-element keyed lists with an order directive: quadratic handling would take minutes.
     let n = 50_000;
     let env: Vec<Value> = (0..n)
+        .rev()
         .map(|i| json!({"name": format!("E{i}"), "value": "v"}))
         .collect();
     let order: Vec<Value> = (0..n)
@@ -960,9 +961,34 @@ fn large_lists_stay_linear() {
         .as_array()
         .map_or(0, Vec::len);
     assert_eq!(merged, n + 2);
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"],
+        format!("E{}", n - 1)
+    );
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn scale_subresource_patches() {
+    // crud.rs patches the autoscaling/v1 Scale view of a Deployment with kind "Scale".
+    let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 2}, "status": {"replicas": 2, "selector": "app=web"}});
+    let out = ok(
+        "Scale",
+        &scale,
+        &json!({"spec": {"replicas": 5}}),
+        PatchType::Merge,
+    );
+    assert_eq!(out["spec"]["replicas"], 5);
+    let out = smp("Scale", &scale, json!({"spec": {"replicas": 0}}));
+    assert_eq!(out["spec"]["replicas"], 0);
+    let cfg = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "web"}, "spec": {"replicas": 4}});
+    let out = ok("Scale", &scale, &cfg, PatchType::Apply);
+    assert_eq!(out["spec"]["replicas"], 4);
+    assert_eq!(out["metadata"]["namespace"], "default");
 }

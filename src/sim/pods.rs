@@ -118,10 +118,9 @@ impl Drop for PodRuntime {
 }
 
 /// All pods' runtimes, by pod uid.
-#[derive(Default)]
 pub struct PodRuntimes {
     pods: Mutex<HashMap<String, Arc<PodRuntime>>>,
-    store: Mutex<Option<Store>>,
+    store: Store,
 }
 
 fn uid_of(pod: &Value) -> String {
@@ -205,15 +204,15 @@ async fn collect(mut rx: mpsc::Receiver<Bytes>, log: Arc<LogBuf>, live: broadcas
 }
 
 impl PodRuntimes {
-    /// Give the runtimes the store (for env and volume lookups).
-    pub fn attach_store(&self, store: Store) {
-        *self.store.lock().unwrap_or_else(|p| p.into_inner()) = Some(store);
+    /// Runtimes that resolve env and volumes from `store`.
+    pub fn new(store: Store) -> Self {
+        PodRuntimes { pods: Mutex::new(HashMap::new()), store }
     }
 
     /// Start a new pod's containers. Called with the store locked, so lookups happen in the
     /// spawned tasks.
     pub fn start(&self, pod: &Value) {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let store = self.store.clone();
         let hostname = pod["metadata"]["name"].as_str().unwrap_or("pod").to_string();
         let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
         let mut containers = Vec::new();
@@ -251,15 +250,11 @@ impl PodRuntimes {
             let cont = container.clone();
             let store = store.clone();
             tasks.push(tokio::spawn(async move {
-                let env = match &store {
-                    Some(s) => {
-                        let mut fs = cont.fs.lock().unwrap_or_else(|p| p.into_inner());
-                        mount_volumes(s, &ns, &pod_v, &spec, &mut fs);
-                        drop(fs);
-                        resolve_env(s, &ns, &spec)
-                    }
-                    None => Vec::new(),
-                };
+                {
+                    let mut fs = cont.fs.lock().unwrap_or_else(|p| p.into_inner());
+                    mount_volumes(&store, &ns, &pod_v, &spec, &mut fs);
+                }
+                let env = resolve_env(&store, &ns, &spec);
                 *cont.env.lock().unwrap_or_else(|p| p.into_inner()) = env.clone();
                 let collector = tokio::spawn(collect(out_rx, cont.log.clone(), cont.output.clone()));
                 let code = if argv.is_empty() {

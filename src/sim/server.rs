@@ -186,6 +186,13 @@ fn non_resource(state: &SimState, req: &Request<Incoming>, info: &RequestInfo) -
         }
         "/healthz" | "/livez" | "/readyz" => Ok(respond::text(200, "ok")),
         "/openapi/v3" => ok(discovery::openapi_index()),
+        // kubectl ≤ 1.28 reads the v2 document (protobuf only); an empty Document is a valid
+        // one, and makes kubectl fall back to client-side checks it can do without schemas.
+        "/openapi/v2" => {
+            let mut r = respond::text(200, bytes::Bytes::new());
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            Ok(r)
+        }
         _ => {
             if let Some(key) = path.strip_prefix("/openapi/v3/") {
                 return discovery::openapi_doc(key).map(|v| respond::json(200, &v)).ok_or_else(Status::no_route);

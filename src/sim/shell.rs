@@ -77,6 +77,8 @@ pub async fn run(argv: Vec<String>, env: &ExecEnv, io: ExecIo) -> i32 {
         cwd: "/".into(),
         last: 0,
         exit: None,
+        brk: None,
+        loops: 0,
         errexit: false,
         fs: env.fs.clone(),
         hostname: env.hostname.clone(),
@@ -179,9 +181,7 @@ async fn line_discipline(mut raw: mpsc::Receiver<Bytes>, cooked: mpsc::Sender<By
         }
         flush(&mut e).await;
     }
-    if !line.is_empty() {
-        let _ = cooked.try_send(Bytes::from(line));
-    }
+    // Hangup: a half-typed line is discarded, and the reader sees EOF.
 }
 
 /// Removes the last character (UTF-8 aware) of `line`; returns its echo width.
@@ -318,6 +318,9 @@ struct Sh {
     cwd: String,
     last: i32,
     exit: Option<i32>,
+    /// Pending `break` (false) / `continue` (true) and how many loop levels it spans.
+    brk: Option<(bool, u32)>,
+    loops: u32,
     errexit: bool,
     fs: Arc<Mutex<PodFs>>,
     hostname: String,
@@ -327,6 +330,18 @@ struct Sh {
 }
 
 impl Sh {
+    /// After a loop body: whether the loop must stop (exit, or a `break`/outer `continue`).
+    fn loop_done(&mut self) -> bool {
+        match self.brk {
+            _ if self.exit.is_some() => true,
+            Some((true, 1)) => {
+                self.brk = None;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        }
+    }
     fn var(&self, k: &str) -> Option<&str> {
         self.vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
@@ -407,6 +422,9 @@ async fn run_list(sh: &mut Sh, list: &[AndOr], io: &mut Io<'_>) -> i32 {
         if let Some(c) = sh.exit {
             return c;
         }
+        if sh.brk.is_some() {
+            return code;
+        }
         if sh.errexit && code != 0 && ao.rest.is_empty() && !ao.first.neg {
             return code;
         }
@@ -416,7 +434,7 @@ async fn run_list(sh: &mut Sh, list: &[AndOr], io: &mut Io<'_>) -> i32 {
 
 async fn run_pipeline(sh: &mut Sh, p: &Pipeline, io: &mut Io<'_>) -> i32 {
     let code = if p.cmds.len() == 1 {
-        run_simple(sh, &p.cmds[0], io.inp, io.out.clone(), io.err.clone()).await
+        run_cmd(sh, &p.cmds[0], io.inp, io.out.clone(), io.err.clone()).await
     } else {
         let n = p.cmds.len();
         let (mut txs, mut inputs) = (Vec::new(), Vec::new());
@@ -432,7 +450,7 @@ async fn run_pipeline(sh: &mut Sh, p: &Pipeline, io: &mut Io<'_>) -> i32 {
             let out = txs.get(i).map_or_else(|| io.out.clone(), |tx| Out::Chan(tx.clone(), false));
             let err = io.err.clone();
             futs.push(Box::pin(async move {
-                let code = run_simple(s, cmd, &mut *inp, out, err).await;
+                let code = run_cmd(s, cmd, &mut *inp, out, err).await;
                 if i > 0 {
                     inp.rx = None; // the reader is gone: the writer sees a closed pipe
                 }
@@ -476,8 +494,70 @@ async fn join_all(futs: Vec<BoxFut<'_>>) -> Vec<i32> {
     codes
 }
 
+/// Runs a simple or compound command.
+fn run_cmd<'a>(sh: &'a mut Sh, cmd: &'a Cmd, inp: &'a mut Input, out: Out, err: Out) -> BoxFut<'a> {
+    let c = match cmd {
+        Cmd::Simple(c) => return run_simple(sh, c, inp, out, err),
+        c => c,
+    };
+    Box::pin(async move {
+        let io = &mut Io { inp, out, err };
+        let mut last = 0;
+        let is_loop = !matches!(c, Cmd::If(..));
+        sh.loops += is_loop as u32;
+        match c {
+            Cmd::If(arms, els) => {
+                for (cond, body) in arms {
+                    let ok = run_list(sh, cond, io).await == 0;
+                    if sh.exit.is_some() || sh.brk.is_some() {
+                        return sh.last;
+                    }
+                    if ok {
+                        return run_list(sh, body, io).await;
+                    }
+                }
+                return if els.is_empty() { 0 } else { run_list(sh, els, io).await };
+            }
+            Cmd::Loop(until, cond, body) => loop {
+                tokio::task::yield_now().await;
+                let ok = run_list(sh, cond, io).await == 0;
+                if sh.exit.is_some() || sh.brk.is_some() || ok == *until {
+                    break;
+                }
+                last = run_list(sh, body, io).await;
+                if sh.loop_done() {
+                    break;
+                }
+            },
+            Cmd::For(name, words, body) => {
+                let items = match words {
+                    Some(ws) => ws.iter().flat_map(|w| expand(sh, w, true)).collect(),
+                    None => sh.args.get(1..).unwrap_or_default().to_vec(),
+                };
+                for it in items {
+                    tokio::task::yield_now().await;
+                    sh.set_var(name, it);
+                    last = run_list(sh, body, io).await;
+                    if sh.loop_done() {
+                        break;
+                    }
+                }
+            }
+            Cmd::Simple(_) => {}
+        }
+        sh.loops -= is_loop as u32;
+        if let Some((_, n)) = sh.brk.as_mut().filter(|_| is_loop) {
+            *n -= 1; // leaving one loop level
+            if *n == 0 {
+                sh.brk = None;
+            }
+        }
+        last
+    })
+}
+
 /// Expands words, applies assignments and redirections, runs the command.
-fn run_simple<'a>(sh: &'a mut Sh, cmd: &'a Cmd, inp: &'a mut Input, mut out: Out, mut err: Out) -> BoxFut<'a> {
+fn run_simple<'a>(sh: &'a mut Sh, cmd: &'a Simple, inp: &'a mut Input, mut out: Out, mut err: Out) -> BoxFut<'a> {
     Box::pin(async move {
         let mut assigns = Vec::new();
         let mut argv = Vec::new();
@@ -554,7 +634,7 @@ fn run_simple<'a>(sh: &'a mut Sh, cmd: &'a Cmd, inp: &'a mut Input, mut out: Out
 async fn sh_cmd(sh: &mut Sh, argv: &[String], io: &mut Io<'_>) -> R {
     let (mut i, mut cmd, mut interactive) = (1, false, false);
     let mut child = sh.clone();
-    (child.exit, child.last, child.errexit) = (None, 0, false);
+    (child.exit, child.last, child.errexit, child.brk, child.loops) = (None, 0, false, None, 0);
     while let Some(a) = argv.get(i).filter(|a| a.starts_with('-') && a.len() > 1) {
         i += 1;
         if a == "--" {
@@ -655,6 +735,45 @@ async fn dispatch(sh: &mut Sh, argv: &[String], io: &mut Io<'_>) -> R {
             Ok(code)
         }
         "sleep" => sleep(args, io).await,
+        "break" | "continue" => {
+            let n = args.first().map_or(Ok(1), |a| a.parse::<u32>().map_err(|_| a));
+            match n {
+                Ok(n) if n > 0 => {
+                    if sh.loops > 0 {
+                        sh.brk = Some((name == "continue", n.min(sh.loops)));
+                    }
+                    Ok(0)
+                }
+                _ => {
+                    io.err.msg(format!("sh: {name}: Illegal number: {}", args[0])).await;
+                    Ok(1)
+                }
+            }
+        }
+        "read" => {
+            let names: Vec<&String> = args.iter().filter(|a| *a != "-r").collect();
+            let Some(line) = io.inp.read_line().await else { return Ok(1) };
+            let line = String::from_utf8_lossy(&line);
+            let mut rest = line.trim_end_matches('\n').trim_start_matches([' ', '\t']);
+            for (i, n) in names.iter().enumerate() {
+                let (v, r) = match rest.split_once([' ', '\t']) {
+                    Some((v, r)) if i + 1 < names.len() => (v, r.trim_start_matches([' ', '\t'])),
+                    _ => (rest.trim_end_matches([' ', '\t']), ""),
+                };
+                sh.set_var(n, v.to_string());
+                rest = r;
+            }
+            if names.is_empty() {
+                sh.set_var("REPLY", rest.to_string());
+            }
+            Ok(0)
+        }
+        "exec" if args.is_empty() => Ok(0),
+        "exec" => {
+            let code = exec(sh, args.to_vec(), io.reborrow()).await;
+            sh.exit = Some(code);
+            Ok(code)
+        }
         "hostname" => out_line(io, &sh.hostname).await,
         "pwd" => out_line(io, &sh.cwd).await,
         "whoami" => out_line(io, "root").await,
@@ -952,7 +1071,7 @@ async fn head_tail_wc(sh: &Sh, name: &str, args: &[String], io: &mut Io<'_>) -> 
                 Some(v) => (r.as_bytes()[0] as char, v.clone()),
                 None => return bad_usage(io, name, format!("option requires an argument -- '{r}'"), usage).await,
             },
-            Some(r) => return bad_usage(io, name, format!("invalid option -- '{}'", &r[..1]), usage).await,
+            Some(r) => return bad_usage(io, name, format!("invalid option -- '{}'", r.chars().next().unwrap_or('-')), usage).await,
             None => {
                 files.push(a.clone());
                 continue;
@@ -1149,6 +1268,10 @@ async fn tar_cmd(sh: &Sh, args: &[String], io: &mut Io<'_>) -> R {
             }
             ok && errs.is_empty()
         }
+        Some('x') if !lock(&sh.fs).is_dir(&base) => {
+            io.err.msg(format!("tar: can't change directory to '{dir}': No such file or directory")).await;
+            return Ok(1);
+        }
         Some(m) => {
             let mut scan = TarScan::new(TAR_EXTRACT_LIMIT);
             let mut fed = Ok(false);
@@ -1218,9 +1341,18 @@ enum Tok {
 }
 
 #[derive(Debug, Default)]
-struct Cmd {
+struct Simple {
     words: Vec<Word>,
     redirs: Vec<(Option<u8>, &'static str, Word)>,
+}
+
+/// A command: simple, or one of the compound forms `if`, `while`/`until`, `for`.
+#[derive(Debug)]
+enum Cmd {
+    Simple(Simple),
+    If(Vec<(Vec<AndOr>, Vec<AndOr>)>, Vec<AndOr>),
+    Loop(bool, Vec<AndOr>, Vec<AndOr>),
+    For(String, Option<Vec<Word>>, Vec<AndOr>),
 }
 
 #[derive(Debug)]
@@ -1236,8 +1368,7 @@ struct AndOr {
 }
 
 const UNTERMINATED: &str = "unterminated quoted string";
-const RESERVED: [&str; 16] =
-    ["if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac", "{", "}", "function", "select"];
+const RESERVED: [&str; 12] = ["then", "else", "elif", "fi", "do", "done", "case", "esac", "{", "}", "function", "select"];
 
 fn lex(src: &str) -> Result<Vec<Tok>, String> {
     let s: Vec<char> = src.chars().collect();
@@ -1402,6 +1533,14 @@ fn lex_var(s: &[char], quoted: bool) -> Result<(Option<Part>, usize), String> {
     }
 }
 
+/// The text of a word that is a plain valid name (for `for NAME`).
+fn lit_name(w: &Word) -> Option<String> {
+    match w.0.as_slice() {
+        [Part::Lit(n, false)] if n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Some(n.clone()),
+        _ => None,
+    }
+}
+
 struct Parser {
     t: Vec<Tok>,
     i: usize,
@@ -1466,14 +1605,102 @@ impl Parser {
         }
         Ok(Pipeline { neg, cmds })
     }
+    /// The keyword at the current position, if the token is one of `kws`.
+    fn keyword(&self, kws: &[&'static str]) -> Option<&'static str> {
+        match self.t.get(self.i) {
+            Some(Tok::W(w)) => kws.iter().find(|k| w.is_lit(k)).copied(),
+            _ => None,
+        }
+    }
+    /// Parses a non-empty list up to one of the keywords `ends`, which is consumed and returned.
+    fn list_until(&mut self, ends: &[&'static str]) -> Result<(Vec<AndOr>, &'static str), String> {
+        let mut list = Vec::new();
+        loop {
+            while self.op("\n") || (self.op(";") && !list.is_empty()) {
+                self.i += 1;
+            }
+            if let Some(k) = self.keyword(ends) {
+                self.i += 1;
+                return match list.is_empty() {
+                    true => Err(format!("unexpected \"{k}\"")),
+                    false => Ok((list, k)),
+                };
+            }
+            if self.i >= self.t.len() {
+                return Err(unexpected(None));
+            }
+            list.push(self.and_or()?);
+            if !(self.op(";") || self.op("\n") || self.keyword(ends).is_some()) {
+                return Err(unexpected(self.t.get(self.i)));
+            }
+        }
+    }
+    fn compound(&mut self, kw: &str) -> Result<Cmd, String> {
+        let cmd = match kw {
+            "if" => {
+                let mut arms = Vec::new();
+                loop {
+                    let (cond, _) = self.list_until(&["then"])?;
+                    let (body, end) = self.list_until(&["elif", "else", "fi"])?;
+                    arms.push((cond, body));
+                    match end {
+                        "elif" => continue,
+                        "else" => break Cmd::If(arms, self.list_until(&["fi"])?.0),
+                        _ => break Cmd::If(arms, Vec::new()),
+                    }
+                }
+            }
+            "for" => {
+                let name = match self.t.get(self.i) {
+                    Some(Tok::W(w)) => lit_name(w).ok_or("bad for loop variable")?,
+                    t => return Err(unexpected(t)),
+                };
+                self.i += 1;
+                let mut words = None;
+                if self.keyword(&["in"]).is_some() {
+                    self.i += 1;
+                    let mut ws = Vec::new();
+                    while let Some(Tok::W(w)) = self.t.get(self.i) {
+                        ws.push(w.clone());
+                        self.i += 1;
+                    }
+                    words = Some(ws);
+                }
+                while self.op(";") || self.op("\n") {
+                    self.i += 1;
+                }
+                if self.keyword(&["do"]).is_none() {
+                    return Err(unexpected(self.t.get(self.i)));
+                }
+                self.i += 1;
+                Cmd::For(name, words, self.list_until(&["done"])?.0)
+            }
+            _ => {
+                let (cond, _) = self.list_until(&["do"])?;
+                Cmd::Loop(kw == "until", cond, self.list_until(&["done"])?.0)
+            }
+        };
+        match self.t.get(self.i) {
+            Some(Tok::Redir(..)) => Err("unsupported: redirection of compound commands".into()),
+            Some(Tok::W(_)) => Err(unexpected(self.t.get(self.i))),
+            _ => Ok(cmd),
+        }
+    }
     fn command(&mut self) -> Result<Cmd, String> {
-        let mut c = Cmd::default();
+        if let Some(kw) = self.keyword(&["if", "while", "until", "for"]) {
+            self.i += 1;
+            return self.compound(kw);
+        }
+        if let Some(r) = self.keyword(&RESERVED) {
+            return Err(match r {
+                "case" | "esac" | "{" | "}" | "function" | "select" => format!("unsupported: '{r}'"),
+                _ => format!("unexpected \"{r}\""),
+            });
+        }
+        let mut c = Simple::default();
         loop {
             match self.t.get(self.i) {
                 Some(Tok::W(w)) => {
-                    if let Some(r) = RESERVED.iter().find(|r| c.words.is_empty() && w.is_lit(r)) {
-                        return Err(format!("unsupported: '{r}'"));
-                    }
                     c.words.push(w.clone());
                 }
                 Some(&Tok::Redir(fd, op)) => {
@@ -1484,7 +1711,7 @@ impl Parser {
                     }
                 }
                 t if c.words.is_empty() && c.redirs.is_empty() => return Err(unexpected(t)),
-                _ => return Ok(c),
+                _ => return Ok(Cmd::Simple(c)),
             }
             self.i += 1;
         }

@@ -258,6 +258,7 @@ async fn head_tail_wc_seq() {
     assert_eq!(sh("seq 2 4; seq 5 -2 1").await.1, "2\n3\n4\n5\n3\n1\n");
     assert_eq!(sh("seq x").await.0, 1);
     assert_eq!(sh("head -q").await.0, 1);
+    assert_eq!(sh("tail -é").await, (1, String::new(), "tail: invalid option -- 'é'\nUsage: tail [-n [+]N | -c [+]N] [FILE]...\n".into()));
     // A huge producer stops once its reader is gone.
     assert_eq!(sh("seq 100000000 | head -n 1").await, (0, "1\n".into(), String::new()));
     let (code, out, _) = run_in(&new_fs(), &["head", "-n", "1"], Some(b"one\ntwo\n")).await;
@@ -331,7 +332,14 @@ async fn syntax_errors() {
         ("(echo)", "unsupported: subshells (()"),
         ("echo $(id)", "unsupported: command substitution $(...)"),
         ("echo `id`", "unsupported: command substitution (`)"),
-        ("if true; then echo; fi", "unsupported: 'if'"),
+        ("case x in esac", "unsupported: 'case'"),
+        ("fi", "unexpected \"fi\""),
+        ("while true; do done", "unexpected \"done\""),
+        ("if true; then echo x", "unexpected end of file"),
+        ("if true; echo; fi", "unexpected \"fi\""),
+        ("for 1 in x; do echo; done", "bad for loop variable"),
+        ("for i in x; echo; done", "unexpected word"),
+        ("while true; do :; done >/tmp/x", "unsupported: redirection of compound commands"),
         ("cat <<EOF", "unsupported redirection"),
         ("echo ${A-b}", "bad substitution"),
     ] {
@@ -341,6 +349,43 @@ async fn syntax_errors() {
     assert_eq!(sh("echo if then").await.1, "if then\n");
     assert_eq!(run_in(&new_fs(), &["sh", "-c"], None).await.0, 2);
     assert_eq!(run_in(&new_fs(), &["sh", "-q"], None).await.0, 2);
+}
+
+#[tokio::test]
+async fn compound_commands() {
+    assert_eq!(sh("for i in 1 2 3; do echo $i; done").await.1, "1\n2\n3\n");
+    assert_eq!(sh("X='p q'; for x in a \"b c\" $X; do echo \"[$x]\"; done").await.1, "[a]\n[b c]\n[p]\n[q]\n");
+    assert_eq!(run_in(&new_fs(), &["sh", "-c", "for a; do echo $a; done", "sh", "x", "y"], None).await.1, "x\ny\n");
+    assert_eq!(sh("seq 3 | while read n; do echo n=$n; done").await.1, "n=1\nn=2\nn=3\n");
+    assert_eq!(sh("echo ' a b  c ' | while read x y; do echo \"$y|$x\"; done").await.1, "b  c|a\n");
+    assert_eq!(sh("while true; do echo x; break; echo no; done; echo after").await.1, "x\nafter\n");
+    assert_eq!(sh("for i in 1 2 3; do if [ $i = 2 ]; then continue; fi; echo $i; done").await.1, "1\n3\n");
+    assert_eq!(sh("for a in 1 2; do for b in x y; do echo $a$b; break 2; done; done; echo end").await.1, "1x\nend\n");
+    assert_eq!(sh("for a in 1 2; do for b in x y; do continue 2; echo no; done; echo no; done; echo end").await.1, "end\n");
+    assert_eq!(sh("until false; do echo once; break; done").await.1, "once\n");
+    assert_eq!(sh("if false; then echo a; elif true; then echo b; else echo c; fi").await.1, "b\n");
+    assert_eq!(sh("if false\nthen echo a\nelse\n echo c\nfi").await.1, "c\n");
+    assert_eq!(sh("if false; then echo a; fi; echo $?").await.1, "0\n");
+    assert_eq!(sh("for i in 1 2; do exit 7; done; echo no").await, (7, String::new(), String::new()));
+    assert_eq!(sh("break; continue; echo still").await.1, "still\n");
+    assert_eq!(sh("exec echo hi; echo no").await.1, "hi\n");
+    assert_eq!(sh("read x < /dev/null; echo $?").await.1, "1\n");
+    // A pod-style endless loop stops once nobody reads its output.
+    let (otx, mut orx) = mpsc::channel(1);
+    let (etx, _erx) = mpsc::channel(1);
+    let (_rtx, rrx) = watch::channel(None);
+    let io = ExecIo { stdin: None, stdout: otx, stderr: etx, resize: rrx, tty: false };
+    let env = env_with(&new_fs());
+    let task = tokio::spawn(async move { run(argv(&["sh", "-c", "while true; do echo hi; sleep 0.001; done"]), &env, io).await });
+    assert_eq!(orx.recv().await.unwrap(), "hi\n");
+    assert_eq!(orx.recv().await.unwrap(), "hi\n");
+    drop(orx);
+    assert_eq!(timeout(T, task).await.unwrap().unwrap(), 141);
+    // A busy loop yields, so ^C still gets through.
+    let mut t = Tty::start(&["sh", "-c", "while true; do :; done"]);
+    t.send("\x03").await;
+    t.expect("^C").await;
+    assert_eq!(t.code().await, 130);
 }
 
 #[tokio::test]
@@ -427,9 +472,11 @@ async fn tty_ctrl_d_and_cat() {
     t.expect("/ # ").await;
     t.send("\x04").await;
     assert_eq!(t.code().await, 1);
-    // Stdin closing ends the shell as well.
+    // Stdin closing (hangup) ends the shell as well; a half-typed line is dropped.
     let mut t = Tty::start(&["bash"]);
     t.expect("/ # ").await;
+    t.send("exit 5").await;
+    t.expect("exit 5").await;
     assert_eq!(t.code().await, 0);
     // ONLCR applies to program output of direct commands.
     let mut t = Tty::start(&["echo", "a\nb"]);
@@ -471,13 +518,14 @@ async fn tar_round_trip() {
     assert_eq!(run_in(&dst, &["tar", "-xmf", "-", "-C", "/restore"], Some(&archive)).await.0, 1);
     dst.lock().unwrap().mkdir("/restore", false).unwrap();
     assert_eq!(run_in(&dst, &["tar", "xf", "-", "-C", "/restore"], Some(&archive)).await, (0, String::new(), String::new()));
-    let fs = dst.lock().unwrap();
-    assert_eq!(fs.read("/restore/data/a.txt"), Some(&b"alpha\n"[..]));
-    let st = fs.stat("/restore/data/sub/run.sh").unwrap();
-    assert_eq!((st.mode, st.mtime), (0o755, 1_600_000_000));
-    assert!(fs.is_dir("/restore/data/empty"));
-    assert_eq!(fs.read(&format!("/restore/data/{}", "n".repeat(120))).map(|d| d.len()), Some(3000));
-    drop(fs);
+    {
+        let fs = dst.lock().unwrap();
+        assert_eq!(fs.read("/restore/data/a.txt"), Some(&b"alpha\n"[..]));
+        let st = fs.stat("/restore/data/sub/run.sh").unwrap();
+        assert_eq!((st.mode, st.mtime), (0o755, 1_600_000_000));
+        assert!(fs.is_dir("/restore/data/empty"));
+        assert_eq!(fs.read(&format!("/restore/data/{}", "n".repeat(120))).map(|d| d.len()), Some(3000));
+    }
     // Verbose listing, listing, and tail-based resume as with `kubectl cp --retries`.
     assert!(run_in(&src, &["tar", "tf", "-"], Some(&archive)).await.1.contains("data/a.txt\n"));
     let (_, resumed, _) = run_raw(&src, &["sh", "-c", "tar cf - /data | tail -c+513"], None).await;
@@ -502,12 +550,13 @@ async fn tar_as_kubectl_copy_to_pod() {
     assert_eq!(run_in(&fs, &["test", "-d", "/tmp"], None).await.0, 0);
     let (code, _, err) = run_in(&fs, &["tar", "--no-same-permissions", "--no-same-owner", "-xmf", "-", "-C", "/tmp"], Some(&v)).await;
     assert_eq!((code, err.as_str()), (0, ""));
-    let f = fs.lock().unwrap();
-    assert!(f.is_dir("/tmp/foo") && f.is_dir("/tmp/dir"));
-    let st = f.stat("/tmp/dir/file.txt").unwrap();
-    assert_eq!((st.mode, st.size), (0o644, 5));
-    assert_ne!(st.mtime, 1_700_000_000, "-m must not restore mtime");
-    drop(f);
+    {
+        let f = fs.lock().unwrap();
+        assert!(f.is_dir("/tmp/foo") && f.is_dir("/tmp/dir"));
+        let st = f.stat("/tmp/dir/file.txt").unwrap();
+        assert_eq!((st.mode, st.size), (0o644, 5));
+        assert_ne!(st.mtime, 1_700_000_000, "-m must not restore mtime");
+    }
     // Trailing junk after the end-of-archive marker, and stdin left open, are fine.
     let (otx, mut orx) = mpsc::channel(8);
     let (itx, irx) = mpsc::channel(8);
@@ -531,9 +580,10 @@ async fn tar_hostile_archives() {
         assert_eq!((code, err.as_str()), (1, want));
         assert_eq!(fs.lock().unwrap().read("/tmp/ok"), Some(&b"fine"[..]));
     }
-    let f = fs.lock().unwrap();
-    assert!(!f.exists("/evil") && !f.exists("/etc/evil") && !f.exists("/tmp/evil"));
-    drop(f);
+    {
+        let f = fs.lock().unwrap();
+        assert!(!f.exists("/evil") && !f.exists("/etc/evil") && !f.exists("/tmp/evil"));
+    }
     // Oversized: refused from the header alone, without waiting for the data.
     let mut h = tar::Header::new_gnu();
     h.set_path("big").unwrap();
@@ -590,15 +640,15 @@ fn lcg(seed: &mut u64) -> u64 {
 
 #[tokio::test]
 async fn no_panic_on_random_input() {
-    const PIECES: [&str; 40] = [
+    const PIECES: [&str; 49] = [
         "echo", "cat", "$X", "'", "\"", "|", "&&", "||", ";", ">", "/tmp/f", "\\", "$", "${", "}", "(", "true", "exit", "seq 3",
         " ", "\n", "#", "~", "2>&1", "<", "head -n", "1", "tar", "cf -", "x", "wc", "test -d", "[", "]", "!", "env", "sh -c", ">>",
-        "$?", "tail -c+2",
+        "$?", "tail -c+2", "while", "do", "done", "for i in", "if", "then", "fi", "break", "read x",
     ];
     let mut seed = 42;
     let fs = new_fs();
     for _ in 0..300 {
-        let script: String = (0..lcg(&mut seed) % 12).map(|_| PIECES[(lcg(&mut seed) % 40) as usize]).collect();
+        let script: String = (0..lcg(&mut seed) % 12).map(|_| PIECES[(lcg(&mut seed) % 49) as usize]).collect();
         let stdin: Vec<u8> = (0..lcg(&mut seed) % 64).map(|_| lcg(&mut seed) as u8).collect();
         run_raw(&fs, &["sh", "-c", &script], Some(&stdin)).await;
     }
