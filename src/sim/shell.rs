@@ -698,12 +698,32 @@ async fn repl(sh: &mut Sh, io: &mut Io<'_>) -> R {
             }
         };
         let Some(line) = line else { return Ok(sh.last) };
-        let src = String::from_utf8_lossy(&line).into_owned();
+        let mut src = String::from_utf8_lossy(&line).into_owned();
+        // An unfinished command (open quote, `if` without `fi`) continues on the next line.
+        while matches!(parse(&src), Err(e) if e == UNTERMINATED || e == unexpected(None)) {
+            if sh.tty {
+                io.out.put(b"> ").await?;
+            }
+            match tokio::select! { l = io.inp.read_line() => Some(l), _ = interrupted(&mut intr) => None } {
+                Some(Some(l)) => src.push_str(&String::from_utf8_lossy(&l)),
+                Some(None) => break, // EOF: run it for the syntax error
+                None => {
+                    src.clear(); // ^C abandons the command
+                    sh.last = SIGINT;
+                }
+            }
+            if src.is_empty() {
+                break;
+            }
+        }
+        if src.is_empty() {
+            continue;
+        }
         let code = tokio::select! {
             c = run_script(sh, &src, io) => c,
             _ = interrupted(&mut intr) => SIGINT,
         };
-        sh.last = code;
+        (sh.last, sh.brk, sh.loops) = (code, None, 0);
         if let Some(c) = sh.exit {
             return Ok(c);
         }
@@ -1121,17 +1141,23 @@ async fn head_tail_wc(sh: &Sh, name: &str, args: &[String], io: &mut Io<'_>) -> 
                 }
             }
         } else {
+            // Keep only the window that can still be printed.
+            let start = |all: &[u8]| match (bytes, count) {
+                (true, _) => all.len().saturating_sub(count as usize),
+                (false, 0) => all.len(),
+                _ => {
+                    let mut nls = all.iter().enumerate().rev().filter(|(i, &b)| b == b'\n' && *i + 1 < all.len());
+                    nls.nth(count as usize - 1).map_or(0, |(i, _)| i + 1)
+                }
+            };
             let mut all = Vec::new();
             while let Some(d) = inp.read().await {
                 all.extend_from_slice(&d);
+                if all.len() > (1 << 20) + 2 * count.min(1 << 30) as usize {
+                    all.drain(..start(&all));
+                }
             }
-            let start = if bytes {
-                all.len().saturating_sub(count as usize)
-            } else {
-                let nl = all.iter().enumerate().rev().filter(|(i, &b)| b == b'\n' && *i + 1 < all.len()).nth(count.saturating_sub(1) as usize);
-                if count == 0 { all.len() } else { nl.map_or(0, |(i, _)| i + 1) }
-            };
-            out.put(&all[start..]).await?;
+            out.put(&all[start(&all)..]).await?;
         }
     }))
 }

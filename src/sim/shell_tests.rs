@@ -261,6 +261,7 @@ async fn head_tail_wc_seq() {
     assert_eq!(sh("tail -é").await, (1, String::new(), "tail: invalid option -- 'é'\nUsage: tail [-n [+]N | -c [+]N] [FILE]...\n".into()));
     // A huge producer stops once its reader is gone.
     assert_eq!(sh("seq 100000000 | head -n 1").await, (0, "1\n".into(), String::new()));
+    assert_eq!(sh("seq 300000 | tail -n 2; seq 300000 | tail -c 7").await.1, "299999\n300000\n300000\n");
     let (code, out, _) = run_in(&new_fs(), &["head", "-n", "1"], Some(b"one\ntwo\n")).await;
     assert_eq!((code, out.as_str()), (0, "one\n"));
 }
@@ -407,7 +408,8 @@ async fn repl_without_tty() {
     assert_eq!(run_in(&new_fs(), &["sh"], None).await.0, 0);
     // Commands share the shell's stdin.
     assert_eq!(run_in(&new_fs(), &["sh"], Some(b"head -n 1\nline\necho done\n")).await.1, "line\ndone\n");
-    assert_eq!(run_in(&new_fs(), &["bash"], Some(b"echo 'x\nnosuch\n")).await.0, 127);
+    assert_eq!(run_in(&new_fs(), &["bash"], Some(b"echo 'x\nnosuch\n")).await, (2, String::new(), "sh: syntax error: unterminated quoted string\n".into()));
+    assert_eq!(run_in(&new_fs(), &["sh"], Some(b"for i in 1 2\ndo echo $i\ndone\necho 'a\nb'\n")).await.1, "1\n2\na\nb\n");
 }
 
 #[tokio::test]
@@ -427,6 +429,18 @@ async fn tty_echo_and_prompt() {
     t.expect("/tmp # ").await;
     t.send("env\r").await;
     assert!(t.expect("/tmp # ").await.contains("TERM=xterm\r\n"));
+    t.send("for i in a b; do\r").await;
+    assert_eq!(t.expect("> ").await, "for i in a b; do\r\n> ");
+    t.send("echo \"$i\r").await;
+    t.expect("> ").await;
+    t.send("\"; done\r").await;
+    assert_eq!(t.expect("/tmp # ").await, "\"; done\r\na\r\n\r\nb\r\n\r\n/tmp # ");
+    t.send("if true\r").await;
+    t.expect("> ").await;
+    t.send("\x03").await;
+    assert_eq!(t.expect("/tmp # ").await, "^C\r\n/tmp # ");
+    t.send("echo $?\r").await;
+    t.expect("130\r\n").await;
     t.send("exit 3\r").await;
     assert_eq!(t.code().await, 3);
 }
@@ -647,8 +661,8 @@ async fn no_panic_on_random_input() {
     ];
     let mut seed = 42;
     let fs = new_fs();
-    for _ in 0..300 {
-        let script: String = (0..lcg(&mut seed) % 12).map(|_| PIECES[(lcg(&mut seed) % 49) as usize]).collect();
+    for _ in 0..1000 {
+        let script = (0..lcg(&mut seed) % 12).map(|_| PIECES[(lcg(&mut seed) % 49) as usize]).collect::<Vec<_>>().join(" ");
         let stdin: Vec<u8> = (0..lcg(&mut seed) % 64).map(|_| lcg(&mut seed) as u8).collect();
         run_raw(&fs, &["sh", "-c", &script], Some(&stdin)).await;
     }

@@ -114,3 +114,98 @@ impl Kubectl {
         o.stdout
     }
 }
+
+/// A raw HTTPS/1.1 response.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub code: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A TLS client config trusting the simulator's CA, optionally with a client certificate.
+pub fn tls_client(sim: &Sim, client_cert: Option<(&str, &str)>, alpn: &[&[u8]]) -> std::sync::Arc<rustls::ClientConfig> {
+    let ca = std::fs::read_to_string(sim.dir.path().join("ca.crt")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in hoop_kube::pki::certs_from_pem(&ca, "ca").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let b = rustls::ClientConfig::builder_with_provider(hoop_kube::pki::provider()).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots);
+    let mut cfg = match client_cert {
+        Some((cert, key)) => b
+            .with_client_auth_cert(hoop_kube::pki::certs_from_pem(cert, "c").unwrap(), hoop_kube::pki::key_from_pem(key, "k").unwrap())
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    std::sync::Arc::new(cfg)
+}
+
+/// Send raw request bytes over TLS (HTTP/1.1, `Connection: close`) and read the whole answer.
+pub async fn raw_request(sim: &Sim, cfg: std::sync::Arc<rustls::ClientConfig>, request: &[u8]) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let tcp = tokio::net::TcpStream::connect(sim.running.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut buf)).await.expect("response within 20 s");
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> RawResponse {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let code = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap();
+    let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
+    let raw = &buf[end + 4..];
+    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let body = if chunked { dechunk(raw) } else { raw.to_vec() };
+    RawResponse { code, headers, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(pos) = raw.windows(2).position(|w| w == b"\r\n") else { break };
+        let size = usize::from_str_radix(String::from_utf8_lossy(&raw[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = pos + 2;
+        out.extend_from_slice(&raw[start..(start + size).min(raw.len())]);
+        raw = &raw[(start + size + 2).min(raw.len())..];
+    }
+    out
+}
+
+/// The admin bearer token from the kubeconfig the simulator wrote.
+pub fn admin_token(sim: &Sim) -> String {
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(sim.kubeconfig()).unwrap()).unwrap();
+    v["users"][0]["user"]["token"].as_str().unwrap().to_string()
+}
+
+/// Build a request with the given bearer token.
+pub fn request(method: &str, path: &str, token: Option<&str>, extra_headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(t) = token {
+        r.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in extra_headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    let mut bytes = r.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
