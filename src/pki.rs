@@ -28,6 +28,9 @@ pub enum PkiError {
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    /// More groups were asked for than a certificate subject can carry here.
+    #[error("a client certificate can name one group, {0} were given")]
+    TooManyGroups(usize),
     /// The client verifier could not be built.
     #[error("client certificate verifier: {0}")]
     Verifier(String),
@@ -104,8 +107,12 @@ impl Ca {
     }
 
     /// A client certificate naming a Kubernetes user the way the apiserver reads it:
-    /// common name = user, organizations = groups.
+    /// common name = user, organization = group. rcgen keeps one value per attribute type, so
+    /// at most one group fits; more is an error rather than a silently dropped group.
     pub fn client_cert(&self, user: &str, groups: &[&str], days: i64) -> Result<Leaf, PkiError> {
+        if groups.len() > 1 {
+            return Err(PkiError::TooManyGroups(groups.len()));
+        }
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
@@ -194,9 +201,10 @@ mod tests {
     #[test]
     fn client_cert_names_user_and_groups() {
         let ca = Ca::generate("test-ca", 1).unwrap();
-        let leaf = ca.client_cert("alice", &["dev", "ops"], 1).unwrap();
+        let leaf = ca.client_cert("alice", &["dev"], 1).unwrap();
         let der = certs_from_pem(&leaf.cert_pem, "t").unwrap().remove(0);
-        assert_eq!(client_identity(&der), Some(("alice".into(), vec!["dev".into(), "ops".into()])));
+        assert_eq!(client_identity(&der), Some(("alice".into(), vec!["dev".into()])));
+        assert!(ca.client_cert("alice", &["dev", "ops"], 1).is_err());
     }
 
     #[test]
@@ -210,6 +218,10 @@ mod tests {
     #[test]
     fn garbage_pem_is_an_error() {
         assert!(certs_from_pem("not a pem", "x").is_err());
-        assert!(key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "k").is_err());
+        assert!(key_from_pem("no key here", "k").is_err());
+        let ca = Ca::generate("test-ca", 1).unwrap();
+        let mut leaf = ca.server_cert(&["127.0.0.1"], 1).unwrap();
+        leaf.key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into();
+        assert!(server_config(&leaf, None).is_err(), "a key that is not a key is refused");
     }
 }
