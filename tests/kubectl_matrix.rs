@@ -265,6 +265,29 @@ async fn matrix(minor: &str) {
     }
 }
 
+/// The `kubectl` on PATH is a dispatcher: it asks `/version` and runs the matching binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatcher_picks_the_binary_matching_the_server() {
+    for (server, client) in [("1.29.3", "Client Version: v1.29."), ("1.33.0", "Client Version: v1.33.")] {
+        let sim = Sim::start_version(server).await;
+        let cache = tempfile::tempdir().unwrap();
+        let out = tokio::process::Command::new(common::kubectl_dir().join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(sim.kubeconfig())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .arg("version")
+            .env("HOME", cache.path())
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(client) && text.contains(&format!("Server Version: v{server}")), "{text}");
+        assert!(sim.requests().iter().any(|r| r["user_agent"].as_str().unwrap_or("").starts_with("kubectl-dispatcher")));
+    }
+}
+
 macro_rules! versions {
     ($($name:ident => $minor:literal),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

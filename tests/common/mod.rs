@@ -38,8 +38,14 @@ pub struct Sim {
 
 impl Sim {
     pub async fn start() -> Sim {
+        Sim::start_version("1.32.5").await
+    }
+
+    /// A simulator whose `/version` reports `version`.
+    pub async fn start_version(version: &str) -> Sim {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = SimConfig::new("127.0.0.1:0".parse().unwrap(), dir.path());
+        cfg.kube_version = version.into();
         cfg.bookmark_interval = Duration::from_secs(1);
         let running = sim::start(cfg).await.expect("sim starts");
         Sim { running, dir }
