@@ -18,4 +18,6 @@
 pub mod cli;
 pub mod kube;
 pub mod pki;
+pub mod proxy;
+pub mod respond;
 pub mod sim;

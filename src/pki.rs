@@ -86,6 +86,11 @@ impl Ca {
         &self.cert_pem
     }
 
+    /// The CA private key, PEM (to persist the CA; keep it 0600).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     /// A server certificate for the given DNS names and IP addresses.
     pub fn server_cert(&self, names: &[&str], days: i64) -> Result<Leaf, PkiError> {
         let key = KeyPair::generate()?;
@@ -104,6 +109,33 @@ impl Ca {
         validity(&mut params, days);
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// A client certificate for a hoop-kube subject: the subject in a `hoop-kube://subject/…` URI
+    /// SAN (what the relay reads), valid for `hours`.
+    pub fn subject_cert(&self, subject: &str, hours: i64) -> Result<Leaf, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, subject);
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::URI(subject_uri(subject).try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(5);
+        params.not_after = now + time::Duration::hours(hours);
+        let serial: [u8; 16] = rand::random();
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// Load a CA from its certificate and key PEM.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(Ca { issuer, cert_pem: cert_pem.to_string() })
     }
 
     /// A client certificate naming a Kubernetes user the way the apiserver reads it:
@@ -127,6 +159,71 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
+}
+
+/// The URI SAN scheme that names a hoop-kube subject in a client certificate:
+/// `hoop-kube://subject/<percent-encoded OIDC sub>`.
+pub const SUBJECT_URI_PREFIX: &str = "hoop-kube://subject/";
+
+/// The URI SAN for an OIDC subject (every byte outside `[A-Za-z0-9-._~]` percent-encoded, so a
+/// subject can never smuggle a `/` or another field into the URI).
+pub fn subject_uri(subject: &str) -> String {
+    let mut s = String::from(SUBJECT_URI_PREFIX);
+    for b in subject.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// What a verified client certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertSubject {
+    /// The OIDC subject from the single `hoop-kube://subject/…` URI SAN.
+    pub subject: String,
+    /// The certificate serial, hex.
+    pub serial: String,
+}
+
+/// Read the hoop-kube subject from a client certificate. Exactly one hoop-kube URI SAN must be
+/// present and its encoding must be canonical; anything else is `None` (fail closed).
+pub fn cert_subject(cert: &CertificateDer<'_>) -> Option<CertSubject> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let san = parsed.subject_alternative_name().ok()??;
+    let mut found = None;
+    for name in &san.value.general_names {
+        if let x509_parser::extensions::GeneralName::URI(u) = name {
+            if let Some(enc) = u.strip_prefix(SUBJECT_URI_PREFIX) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(enc.to_string());
+            }
+        }
+    }
+    let enc = found?;
+    let mut out = Vec::new();
+    let b = enc.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    let subject = String::from_utf8(out).ok()?;
+    if subject.is_empty() || subject_uri(&subject) != format!("{SUBJECT_URI_PREFIX}{enc}") {
+        return None;
+    }
+    let serial = parsed.raw_serial().iter().map(|x| format!("{x:02x}")).collect();
+    Some(CertSubject { subject, serial })
 }
 
 /// Parse all certificates in a PEM string.
@@ -170,6 +267,49 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Result<rustls::Ser
     Ok(cfg)
 }
 
+/// A rustls server configuration that requires a client certificate chaining to `client_ca`,
+/// TLS 1.3 only (the relay's API port).
+pub fn mtls_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::ServerConfig, PkiError> {
+    let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
+    let key = key_from_pem(&leaf.key_pem, "server key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs_from_pem(client_ca, "client CA")? {
+        roots.add(c)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build().map_err(|e| PkiError::Verifier(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// A rustls client configuration: trust `roots_pem` (or the system's roots when `None`) and
+/// present `client` for mutual TLS when given.
+pub fn client_config(roots_pem: Option<&str>, client: Option<&Leaf>, tls13_only: bool) -> Result<rustls::ClientConfig, PkiError> {
+    let mut roots = rustls::RootCertStore::empty();
+    match roots_pem {
+        Some(pem) => {
+            for c in certs_from_pem(pem, "CA")? {
+                roots.add(c)?;
+            }
+        }
+        None => {
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(c);
+            }
+        }
+    }
+    let b = rustls::ClientConfig::builder_with_provider(provider());
+    let b = if tls13_only { b.with_protocol_versions(&[&rustls::version::TLS13])? } else { b.with_safe_default_protocol_versions()? };
+    let b = b.with_root_certificates(roots);
+    Ok(match client {
+        Some(leaf) => b.with_client_auth_cert(certs_from_pem(&leaf.cert_pem, "client certificate")?, key_from_pem(&leaf.key_pem, "client key")?)?,
+        None => b.with_no_client_auth(),
+    })
+}
+
 /// The subject of a client certificate as Kubernetes reads it: (common name, organizations).
 pub fn client_identity(cert: &CertificateDer<'_>) -> Option<(String, Vec<String>)> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
@@ -205,6 +345,20 @@ mod tests {
         let der = certs_from_pem(&leaf.cert_pem, "t").unwrap().remove(0);
         assert_eq!(client_identity(&der), Some(("alice".into(), vec!["dev".into()])));
         assert!(ca.client_cert("alice", &["dev", "ops"], 1).is_err());
+    }
+
+    #[test]
+    fn subject_certs_round_trip_hostile_subjects() {
+        let ca = Ca::generate("test-ca", 1).unwrap();
+        for sub in ["alice", "a/b", "üser", "x%2Fy", "a b:c@d"] {
+            let leaf = ca.subject_cert(sub, 1).unwrap();
+            let der = certs_from_pem(&leaf.cert_pem, "t").unwrap().remove(0);
+            assert_eq!(cert_subject(&der).map(|c| c.subject), Some(sub.to_string()));
+        }
+        // A plain Kubernetes client certificate names no hoop-kube subject.
+        let plain = ca.client_cert("alice", &[], 1).unwrap();
+        assert_eq!(cert_subject(&certs_from_pem(&plain.cert_pem, "t").unwrap()[0]), None);
+        assert_eq!(subject_uri("a/b"), "hoop-kube://subject/a%2Fb");
     }
 
     #[test]

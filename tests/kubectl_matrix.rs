@@ -105,8 +105,21 @@ fn exec_tty(k: &Kubectl) -> (i32, String) {
         }
     };
     wait_for("# ", &mut screen);
-    writer.write_all(b"stty size\r").unwrap();
-    wait_for("30 100", &mut screen);
+    // kubectl sends the terminal size right after connecting; it may land just after the
+    // first command, so ask until the size shows (a real shell behaves the same way).
+    for attempt in 0.. {
+        writer.write_all(b"stty size\r").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while !screen.contains("\r\n30 100\r\n") && std::time::Instant::now() < deadline {
+            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+                screen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+        if screen.contains("\r\n30 100\r\n") {
+            break;
+        }
+        assert!(attempt < 20, "kubectl.{}: the terminal size never reached the container: {screen:?}", k.minor);
+    }
     writer.write_all(b"echo typed-$GREETING-ok\r").unwrap();
     // The terminal echoes the typed line; the command's own output follows on a new line.
     wait_for("\r\ntyped--ok\r\n", &mut screen);
@@ -191,6 +204,27 @@ async fn matrix(minor: &str) {
     let nf = k.run(&["get", "pod", "nosuch"]).await;
     assert_eq!(nf.code, 1);
     assert!(nf.stderr.contains("Error from server (NotFound): pods \"nosuch\" not found"), "{}", nf.stderr);
+
+    println!("kubectl.{minor}: create and run (typed clients: protobuf bodies from 1.32 on)");
+    assert!(k.ok(&["create", "configmap", "typed", "--from-literal=a=b"]).await.contains("configmap/typed created"));
+    assert_eq!(k.ok(&["get", "configmap", "typed", "-o", "jsonpath={.data.a}"]).await, "b");
+    assert!(k.ok(&["create", "secret", "generic", "creds", "--from-literal=password=hunter2"]).await.contains("secret/creds created"));
+    assert_eq!(k.ok(&["get", "secret", "creds", "-o", "jsonpath={.data.password}"]).await, "aHVudGVyMg==");
+    let d = k.ok(&["describe", "secret", "creds"]).await;
+    assert!(d.contains("password:  7 bytes"), "{d}");
+    assert!(k.ok(&["create", "namespace", "team-a"]).await.contains("namespace/team-a created"));
+    assert!(k.ok(&["create", "serviceaccount", "robot"]).await.contains("serviceaccount/robot created"));
+    assert!(k.ok(&["create", "token", "robot"]).await.starts_with("sim.robot."));
+    assert!(k.ok(&["create", "deployment", "api", "--image=nginx", "--replicas=2"]).await.contains("deployment.apps/api created"));
+    assert!(k.ok(&["get", "deployment", "api"]).await.contains("2/2"));
+    assert!(k.ok(&["scale", "deployment", "api", "--replicas=3"]).await.contains("deployment.apps/api scaled"));
+    assert_eq!(k.ok(&["get", "deployment", "api", "-o", "jsonpath={.spec.replicas}"]).await, "3");
+    assert!(k.ok(&["label", "configmap", "typed", "team=a"]).await.contains("configmap/typed labeled"));
+    assert!(k.ok(&["run", "once", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo ran"]).await.contains("pod/once created"));
+    let ct = sim.requests().iter().find(|r| r["method"] == "POST" && r["uri"].as_str().unwrap_or("").ends_with("/configmaps?fieldManager=kubectl-create&fieldValidation=Strict") && r["user_agent"].as_str().unwrap_or("").starts_with(&format!("kubectl.{minor}/"))).map(|r| r["content_type"].as_str().unwrap_or("").to_string());
+    let m: u32 = minor.trim_start_matches("1.").parse().unwrap();
+    let want = if m >= 32 { "application/vnd.kubernetes.protobuf" } else { "application/json" };
+    assert_eq!(ct.as_deref(), Some(want), "kubectl.{minor} create configmap body encoding");
 
     println!("kubectl.{minor}: logs -f");
     let logs = k.ok(&["logs", "-f", "logger"]).await;

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::objects::{prepare_create, prepare_update};
 use super::patch::{self, PatchType};
 use super::resources::ResourceDef;
-use super::respond::{self, Body};
+use crate::respond::{self, Body};
 use super::selector::{FieldSelector, LabelSelector};
 use super::server::Ctx;
 use super::store::{Key, Txn};
@@ -96,6 +96,20 @@ fn parse_json(body: &[u8]) -> Result<Value, Status> {
     serde_json::from_slice(body).map_err(|e| Status::bad_request(format!("error decoding the request body: {e}")))
 }
 
+/// A create/update/delete body in the encoding its `Content-Type` names: JSON, or Kubernetes
+/// protobuf (kubectl ≥ 1.32 sends typed-client bodies that way), read into the same JSON.
+pub(crate) fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, Status> {
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "" => parse_json(body),
+        crate::kube::protobuf::CONTENT_TYPE => {
+            crate::kube::protobuf::decode(body).map_err(|e| Status::bad_request(format!("error decoding the protobuf request body: {e}")))
+        }
+        _ => Err(Status::unsupported_media_type(ct)),
+    }
+}
+
 fn dry_run(ctx: &Ctx) -> Result<bool, Status> {
     match ctx.query("dryRun").as_deref() {
         None | Some("") => Ok(false),
@@ -124,6 +138,7 @@ pub fn handle(ctx: &mut Ctx, def: &'static ResourceDef, headers: &HeaderMap, bod
     if !sub.is_empty() {
         return match (def.subresource(&sub), sub.as_str()) {
             (Some(_), "scale") => scale(ctx, def, headers, body),
+            (Some(_), "token") if verb == "create" => token(ctx, def, headers, body),
             (Some(_), "status") | (Some(_), "finalize") => match verb.as_str() {
                 "get" => get(ctx, def, headers),
                 "update" => update(ctx, def, headers, body),
@@ -231,7 +246,7 @@ fn list(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap) -> Result<Response<Bo
 }
 
 fn create(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, Status> {
-    let obj = parse_json(body)?;
+    let obj = parse_body(headers, body)?;
     let ns = ctx.info.namespace.clone();
     if dry_run(ctx)? {
         let mut obj = obj;
@@ -268,7 +283,7 @@ fn store_update(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, txn: &mut Txn
 }
 
 fn update(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, Status> {
-    let new = parse_json(body)?;
+    let new = parse_body(headers, body)?;
     let mut txn = ctx.state.store.txn();
     let (k, old) = current(&txn, ctx, def)?;
     store_update(ctx, def, headers, &mut txn, k, &old, new)
@@ -312,11 +327,11 @@ fn patch(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Resu
     store_update(ctx, def, headers, &mut txn, k, &old, new)
 }
 
-fn delete_options(body: &[u8]) -> Result<Value, Status> {
+fn delete_options(headers: &HeaderMap, body: &[u8]) -> Result<Value, Status> {
     if body.is_empty() {
         return Ok(json!({}));
     }
-    let v = parse_json(body)?;
+    let v = parse_body(headers, body)?;
     if !v.is_object() {
         return Err(Status::bad_request("DeleteOptions must be an object"));
     }
@@ -324,7 +339,7 @@ fn delete_options(body: &[u8]) -> Result<Value, Status> {
 }
 
 fn delete(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, Status> {
-    let opts = delete_options(body)?;
+    let opts = delete_options(headers, body)?;
     let mut txn = ctx.state.store.txn();
     let (k, old) = current(&txn, ctx, def)?;
     let pre = &opts["preconditions"];
@@ -397,7 +412,7 @@ fn scale(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Resu
     let current_scale = scale_of(def, &old);
     let new_scale = match ctx.info.verb.as_str() {
         "get" => return Ok(respond::json(200, &current_scale)),
-        "update" => parse_json(body)?,
+        "update" => parse_body(headers, body)?,
         "patch" => patch::apply("Scale", &current_scale, body, patch_type(headers)?).map_err(patch_error)?,
         v => return Err(Status::method_not_allowed(v)),
     };
@@ -415,4 +430,23 @@ fn scale(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Resu
     }
     let stored = txn.put(k, new);
     Ok(respond::json(200, &scale_of(def, &stored)))
+}
+
+/// `serviceaccounts/NAME/token`: a TokenRequest answered with a (meaningless) bearer token, as
+/// `kubectl create token` expects.
+fn token(ctx: &Ctx, def: &ResourceDef, headers: &HeaderMap, body: &[u8]) -> Result<Response<Body>, Status> {
+    let req = parse_body(headers, body)?;
+    let sa = ctx.state.store.txn().get(&key(def, &ctx.info.namespace, &ctx.info.name));
+    sa.ok_or_else(|| Status::not_found(target(def, &ctx.info.name)))?;
+    let secs = req["spec"]["expirationSeconds"].as_i64().unwrap_or(3600).clamp(600, 86400 * 2);
+    let expires = (chrono::Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let token = format!("sim.{}.{}", ctx.info.name, uuid::Uuid::new_v4().simple());
+    let mut spec = req["spec"].clone();
+    spec["expirationSeconds"] = json!(secs);
+    Ok(respond::json(
+        201,
+        &json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": ctx.info.name, "namespace": ctx.info.namespace, "creationTimestamp": null},
+                "spec": spec, "status": {"token": token, "expirationTimestamp": expires}}),
+    ))
 }

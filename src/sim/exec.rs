@@ -23,7 +23,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::pods::Container;
 use super::resources::ResourceDef;
-use super::respond::{self, Body};
+use crate::respond::{self, Body};
 use super::server::Ctx;
 use super::shell::{self, ExecEnv, ExecIo};
 use super::spdy_conn;

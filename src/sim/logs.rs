@@ -6,7 +6,7 @@ use http::Response;
 use tokio::sync::mpsc;
 
 use super::pods::LogLine;
-use super::respond::{self, Body};
+use crate::respond::{self, Body};
 use super::server::Ctx;
 use crate::kube::status::{Status, Target};
 

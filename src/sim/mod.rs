@@ -24,7 +24,6 @@ pub mod podfs;
 pub mod portforward;
 pub mod request_log;
 pub mod resources;
-pub mod respond;
 pub mod reviews;
 pub mod selector;
 pub mod server;

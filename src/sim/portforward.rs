@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::exec::{spdy_switching, websocket_accept};
-use super::respond::Body;
+use crate::respond::Body;
 use super::server::Ctx;
 use super::spdy_conn::{self, SpdyStream};
 use crate::kube::status::{Status, Target};

@@ -40,6 +40,9 @@ pub struct Entry {
     pub code: u16,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub user_agent: String,
+    /// The request body's `Content-Type`, when it has one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
 }
 
 /// The log file.

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use super::request_log::Entry;
-use super::respond::{self, Body};
+use crate::respond::{self, Body};
 use super::{authn, discovery, SimState};
 use crate::kube::request_info::{self, RequestInfo};
 use crate::kube::status::Status;
@@ -105,6 +105,7 @@ async fn handle(state: Arc<SimState>, conn: Arc<ConnInfo>, req: Request<Incoming
         uri,
         http: conn.alpn.to_string(),
         user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        content_type: req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
         ..Entry::default()
     };
     let resp = match route(&state, &conn, req, &mut entry).await {
@@ -147,8 +148,9 @@ async fn resource(ctx: &mut Ctx, req: Request<Incoming>) -> Result<Response<Body
         _ => {}
     }
     if !def.is_stored() {
+        let headers = req.headers().clone();
         let body = read_body(req).await?;
-        return super::reviews::handle(ctx, def, &body);
+        return super::reviews::handle(ctx, def, &headers, &body);
     }
     if ctx.info.verb == "watch" {
         return super::watch::handle(ctx, def, req.headers());

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::crud::{resource_key, Selection};
 use super::resources::ResourceDef;
-use super::respond::{self, Body};
+use crate::respond::{self, Body};
 use super::server::Ctx;
 use super::store::{Change, ChangeType, WatchStart};
 use super::table::{table, IncludeObject};

@@ -2,6 +2,7 @@
 //! the REPL, the TTY line discipline and `tar` as `kubectl cp` drives it.
 
 use super::*;
+use crate::sim::podfs::strftime;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -582,6 +583,11 @@ async fn tar_as_kubectl_copy_to_pod() {
     assert_eq!(timeout(T, task).await.unwrap().unwrap(), 0);
     assert!(orx.recv().await.is_none());
     assert_eq!(fs.lock().unwrap().read("/single"), Some(&b"x"[..]));
+    // `kubectl cp f pod:rel` runs `tar -xmf - -C .` (path.Dir of a bare name), relative to the workdir.
+    let one = [raw_entry(b"rel", b"r", tar::EntryType::Regular, 0o644), vec![0; 1024]].concat();
+    assert_eq!(run_in(&fs, &["tar", "-xmf", "-", "-C", "."], Some(&one)).await.0, 0);
+    assert_eq!(fs.lock().unwrap().read("/rel"), Some(&b"r"[..]));
+    assert_eq!(run_in(&fs, &["tar", "-xmf", "-", "-C", "/nope"], Some(&one)).await.2, "tar: can't change directory to '/nope': No such file or directory\n");
 }
 
 #[tokio::test]

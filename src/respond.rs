@@ -1,4 +1,6 @@
-//! Response bodies and the few ways the simulator answers: a JSON object, a `Status`, a stream.
+//! Response bodies and the few ways hoop-kube answers over HTTP: a JSON object, a `Status`, a
+//! stream. Shared by the simulator, the relay and the forwarder, so every error they produce is
+//! shaped the same way.
 //!
 //! Streams (watch, logs) are channel-fed bodies: the producer task writes chunks as they happen
 //! and hyper sends each as it arrives, with backpressure from the bounded channel.
@@ -11,8 +13,10 @@ use tokio::sync::mpsc;
 
 use crate::kube::status::Status;
 
-/// The body type of every simulator response.
-pub type Body = BoxBody<Bytes, std::io::Error>;
+/// Errors a response body can end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response hoop-kube sends.
+pub type Body = BoxBody<Bytes, BoxError>;
 
 /// A complete body.
 pub fn full(b: impl Into<Bytes>) -> Body {
