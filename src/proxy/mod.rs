@@ -1,0 +1,13 @@
+//! HTTP proxying shared by the local forwarder and the relay.
+//!
+//! Both sit between kubectl and an API server and must be invisible: every byte of the path and
+//! query forwarded as received, bodies streamed as they arrive with backpressure, HTTP/1.1
+//! upgrades (WebSocket, SPDY) spliced both ways. [`client`] dials the next hop over TLS (a pooled
+//! HTTP/2 client for ordinary calls, HTTP/1.1 for upgrades), [`headers`] decides which headers
+//! cross a hop, [`pass`] forwards one request and streams its answer back, [`splice`] joins two
+//! upgraded connections.
+
+pub mod client;
+pub mod headers;
+pub mod pass;
+pub mod splice;

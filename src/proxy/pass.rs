@@ -1,0 +1,69 @@
+//! Pass one request to the next hop and its response back, streaming, upgrades spliced.
+//!
+//! The caller has already decided the request may go and edits the outgoing headers (the relay
+//! swaps credentials, the forwarder leaves them). The raw path and query are forwarded byte for
+//! byte; hop-by-hop headers stay behind; the request body is capped at `max_body` bytes while it
+//! streams.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
+
+use super::client::{BoxError, HopError, NextHop, OutBody};
+use super::{headers, splice};
+use crate::respond::Body;
+
+/// Forward `req` to `hop`. `edit` adjusts the outgoing headers (after hop-by-hop headers and
+/// `Host` are removed) and may refuse the request with a message.
+pub async fn pass(hop: &NextHop, mut req: Request<Incoming>, max_body: usize, edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>) -> Result<Response<Body>, PassError> {
+    let pq = req.uri().path_and_query().cloned().ok_or(PassError::Refused("missing request path".into()))?;
+    let uri = hop.uri_for(&pq)?;
+    let upgrade = headers::is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (parts, body) = req.into_parts();
+    let mut out_headers = parts.headers;
+    headers::strip_hop_by_hop(&mut out_headers, upgrade);
+    out_headers.remove(http::header::HOST);
+    edit(&mut out_headers).map_err(PassError::Refused)?;
+    let out_body: OutBody = Limited::new(body, max_body).map_err(|e: BoxError| e).boxed();
+    let mut out = Request::builder().method(parts.method).uri(uri).version(http::Version::HTTP_11);
+    if let Some(h) = out.headers_mut() {
+        *h = out_headers;
+    }
+    let out = out.body(out_body).map_err(|e| PassError::Refused(e.to_string()))?;
+    let mut resp = hop.send(out, upgrade).await?;
+
+    if let (Some(client_up), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
+        let upstream_up = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            match tokio::try_join!(client_up, upstream_up) {
+                Ok((c, u)) => {
+                    let _ = splice::splice(c, u).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        let (mut parts, _) = resp.into_parts();
+        headers::strip_hop_by_hop(&mut parts.headers, true);
+        parts.version = http::Version::HTTP_11;
+        return Ok(Response::from_parts(parts, Empty::<Bytes>::new().map_err(|never| match never {}).boxed()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, false);
+    parts.version = http::Version::HTTP_11;
+    Ok(Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed()))
+}
+
+/// Why a request did not pass.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PassError {
+    /// The request could not be built or the caller's edit refused it.
+    #[error("{0}")]
+    Refused(String),
+    /// The next hop could not be reached or failed mid-request.
+    #[error(transparent)]
+    Hop(#[from] HopError),
+}
