@@ -16,8 +16,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod demo;
+pub mod forward;
 pub mod kube;
 pub mod pki;
 pub mod proxy;
+pub mod relay;
 pub mod respond;
 pub mod sim;

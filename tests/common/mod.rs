@@ -1,6 +1,8 @@
 //! Shared test helpers: find the real kubectl binaries, start the simulator, run kubectl.
 #![allow(dead_code)]
 
+pub mod idp;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,0 +1,159 @@
+//! `hoop-kube demo`: the whole stack on one machine.
+//!
+//! Starts the bundled Kubernetes API simulator, a relay in dev mode (PKI generated into the demo
+//! directory, a built-in OIDC issuer, a `relay.yaml` written and loaded like any other), and one
+//! local forwarder per demo identity, then writes a kubeconfig with the contexts `demo-alice`
+//! (alice, group `dev`) and `demo-agent` (`agent-bot`, acting for alice). The same stack, with
+//! an external issuer instead of the built-in one, is what the end-to-end tests run.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::json;
+
+use crate::forward::{self, ForwardConfig, Forwarding};
+use crate::pki::{self, Ca, PkiError};
+use crate::relay::boot::{self, RunningRelay};
+use crate::relay::config::RelayConfig;
+use crate::relay::dev_issuer::DevIssuer;
+use crate::sim::{self, SimConfig};
+
+/// The audience (client id) the demo's tokens are for.
+pub const AUDIENCE: &str = "hoop-kube";
+
+/// What can stop the demo.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    #[error("simulator: {0}")]
+    Sim(#[from] sim::SimError),
+    #[error("certificates: {0}")]
+    Pki(#[from] PkiError),
+    #[error("relay: {0}")]
+    Relay(#[from] boot::BootError),
+    #[error("relay config: {0}")]
+    Config(#[from] crate::relay::config::ConfigError),
+    #[error("forwarder: {0}")]
+    Forward(#[from] forward::ForwardError),
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("dev OIDC issuer: {0}")]
+    Issuer(std::io::Error),
+}
+
+/// One identity of the demo.
+pub struct User {
+    pub subject: String,
+    pub groups: Vec<String>,
+    /// The kubeconfig context name.
+    pub context: String,
+}
+
+/// Where the stack's tokens come from.
+pub enum Issuer {
+    /// The relay's built-in dev issuer (the demo).
+    Dev,
+    /// An external issuer (the tests' oidc-provider); tokens are supplied per user.
+    External { issuer: String, tokens: BTreeMap<String, String> },
+}
+
+/// A running stack.
+pub struct Stack {
+    pub dir: PathBuf,
+    pub sim: sim::Running,
+    pub relay: RunningRelay,
+    pub forwarders: BTreeMap<String, Forwarding>,
+    pub kubeconfig: PathBuf,
+    pub dev_issuer: Option<DevIssuer>,
+    pub relay_config: PathBuf,
+}
+
+fn write(path: &Path, text: &str, private: bool) -> Result<(), DemoError> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|source| DemoError::Write { path: p.display().to_string(), source })?;
+    }
+    pki::write_file(path, text.as_bytes(), private).map_err(|e| match e {
+        PkiError::Write { path, source } => DemoError::Write { path, source },
+        other => DemoError::Pki(other),
+    })
+}
+
+/// The demo identities.
+pub fn demo_users() -> Vec<User> {
+    vec![
+        User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into() },
+        User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "demo-agent".into() },
+    ]
+}
+
+/// Start the stack in `dir` for `users`.
+pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: SocketAddr) -> Result<Stack, DemoError> {
+    let sim = sim::start(SimConfig::new(sim_listen, dir.join("sim"))).await?;
+
+    // The relay's PKI: one CA signs the serving certificate and the users' client certificates.
+    let rdir = dir.join("relay");
+    let ca = Ca::generate("hoop-kube demo relay CA", 365)?;
+    let serving = ca.server_cert(&["127.0.0.1", "localhost"], 365)?;
+    write(&rdir.join("ca.crt"), ca.cert_pem(), false)?;
+    write(&rdir.join("ca.key"), &ca.key_pem(), true)?;
+    write(&rdir.join("server.crt"), &serving.cert_pem, false)?;
+    write(&rdir.join("server.key"), &serving.key_pem, true)?;
+
+    let (dev_issuer, issuer_url, tokens) = match issuer {
+        Issuer::Dev => {
+            let dev = DevIssuer::start().await.map_err(DemoError::Issuer)?;
+            let mut tokens = BTreeMap::new();
+            for u in users {
+                let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
+                let extra = if u.subject == "agent-bot" { json!({"act": {"sub": "alice"}}) } else { json!({}) };
+                tokens.insert(u.subject.clone(), dev.mint(&u.subject, &groups, AUDIENCE, Duration::from_secs(12 * 3600), extra));
+            }
+            let url = dev.issuer().to_string();
+            (Some(dev), url, tokens)
+        }
+        Issuer::External { issuer, tokens } => (None, issuer, tokens),
+    };
+
+    let relay_yaml = format!(
+        "# Written by hoop-kube demo.\nlisten: 127.0.0.1:0\ntls:\n  cert: server.crt\n  key: server.key\n  client_ca: ca.crt\nupstream:\n  server: {server}\n  ca: {sim_ca}\n  token_file: {token}\noidc:\n  issuer: {issuer_url}\n  audiences: [{AUDIENCE}]\naccess:\n  subjects: [alice]\n  groups: [dev]\n",
+        server = sim.url,
+        sim_ca = dir.join("sim/ca.crt").display(),
+        token = dir.join("sim/relay.token").display(),
+    );
+    let relay_config = rdir.join("relay.yaml");
+    write(&relay_config, &relay_yaml, false)?;
+    let cfg = RelayConfig::load(&relay_config)?;
+    let relay = boot::start(&cfg).await?;
+
+    let mut forwarders = BTreeMap::new();
+    let mut kube = json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [], "preferences": {}});
+    for u in users {
+        let leaf = ca.subject_cert(&u.subject, 12)?;
+        write(&dir.join(format!("users/{}.crt", u.subject)), &leaf.cert_pem, false)?;
+        write(&dir.join(format!("users/{}.key", u.subject)), &leaf.key_pem, true)?;
+        let fwd = forward::start(ForwardConfig {
+            listen: "127.0.0.1:0".parse().map_err(|_| DemoError::Issuer(std::io::Error::other("bad address")))?,
+            relay: relay.url.clone(),
+            relay_ca_pem: ca.cert_pem().to_string(),
+            client: leaf,
+            local_ca_dir: dir.join("forward"),
+        })
+        .await?;
+        let token = tokens.get(&u.subject).cloned().unwrap_or_default();
+        let ca_data = base64::engine::general_purpose::STANDARD.encode(&fwd.ca_pem);
+        let name = &u.context;
+        kube["clusters"].as_array_mut().map(|a| a.push(json!({"name": name, "cluster": {"server": fwd.url, "certificate-authority-data": ca_data}})));
+        kube["users"].as_array_mut().map(|a| a.push(json!({"name": name, "user": {"token": token}})));
+        kube["contexts"].as_array_mut().map(|a| a.push(json!({"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}})));
+        forwarders.insert(u.subject.clone(), fwd);
+    }
+    if let Some(first) = users.first() {
+        kube["current-context"] = json!(first.context);
+    }
+    let kubeconfig = dir.join("kubeconfig");
+    write(&kubeconfig, &serde_json::to_string_pretty(&kube).unwrap_or_default(), true)?;
+    Ok(Stack { dir: dir.to_path_buf(), sim, relay, forwarders, kubeconfig, dev_issuer, relay_config })
+}

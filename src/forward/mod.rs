@@ -1,0 +1,113 @@
+//! `hoop-kube forward`: kubectl's local end of the tunnel to the relay.
+//!
+//! Listens on 127.0.0.1 with a certificate from the local CA ([`local_ca`]) — kubectl sends no
+//! credentials to `http://` — and passes every request to the relay over mutual TLS: ordinary
+//! calls share one pooled HTTP/2 connection, upgrades (exec, attach, port-forward) get their own
+//! HTTP/1.1 connection and are spliced. Paths, queries, bodies and the user's bearer token pass
+//! through unchanged; the relay decides. A broken relay connection is replaced on the next
+//! request; while the relay is unreachable kubectl gets a 503 `Status` that says so.
+
+pub mod local_ca;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::kube::status::Status;
+use crate::pki::{self, Leaf, PkiError};
+use crate::proxy::client::{HopError, NextHop};
+use crate::proxy::pass::{pass, PassError};
+use crate::respond;
+
+/// How to run a forwarder.
+#[derive(Clone)]
+pub struct ForwardConfig {
+    /// Where kubectl connects (127.0.0.1:0 picks a port).
+    pub listen: SocketAddr,
+    /// The relay, `https://host:port`.
+    pub relay: String,
+    /// The CA that signed the relay's serving certificate.
+    pub relay_ca_pem: String,
+    /// The client certificate and key for mutual TLS with the relay.
+    pub client: Leaf,
+    /// Where the local CA lives.
+    pub local_ca_dir: PathBuf,
+}
+
+/// What can stop a forwarder from starting.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ForwardError {
+    /// Certificates could not be made or loaded.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The relay URL is unusable.
+    #[error(transparent)]
+    Relay(#[from] HopError),
+    /// The listen address is taken.
+    #[error("cannot listen on {addr}: {source} (pick another with --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running forwarder.
+pub struct Forwarding {
+    pub addr: SocketAddr,
+    /// `https://127.0.0.1:PORT`, the `server:` for kubeconfig.
+    pub url: String,
+    /// The local CA, for `certificate-authority-data`.
+    pub ca_pem: String,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Largest request body the forwarder passes (the relay enforces its own, smaller or equal).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Start a forwarder.
+pub async fn start(cfg: ForwardConfig) -> Result<Forwarding, ForwardError> {
+    let local = local_ca::load_or_create(&cfg.local_ca_dir)?;
+    let tls = Arc::new(pki::server_config(&local.serving, None)?);
+    let relay_tls = pki::client_config(Some(&cfg.relay_ca_pem), Some(&cfg.client), true)?;
+    let hop = Arc::new(NextHop::new(&cfg.relay, relay_tls)?);
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ForwardError::Bind { addr: cfg.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ForwardError::Bind { addr: cfg.listen, source })?;
+    let task = tokio::spawn(serve(listener, tls, hop));
+    Ok(Forwarding { addr, url: format!("https://{addr}"), ca_pem: local.ca_pem, task })
+}
+
+async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, hop: Arc<NextHop>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let hop = hop.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else { return };
+            let svc = hyper::service::service_fn(move |req| {
+                let hop = hop.clone();
+                async move {
+                    let resp = match pass(&hop, req, MAX_BODY, |_| Ok(())).await {
+                        Ok(r) => r,
+                        Err(PassError::Hop(e)) => respond::status(&Status::unavailable(format!(
+                            "hoop-kube forward: the relay at {} is unreachable ({e}); check that the relay is running and reachable, then retry",
+                            hop.authority()
+                        ))),
+                        Err(e) => respond::status(&Status::bad_request(e.to_string())),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().max_buf_size(1024 * 1024);
+            builder.http2().max_header_list_size(1024 * 1024);
+            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
+        });
+    }
+}

@@ -1,0 +1,73 @@
+//! Authentication at the relay: two proofs, one subject.
+//!
+//! The mutual-TLS client certificate (issued by the relay's CA at login, hours long) names the
+//! subject in its `hoop-kube://subject/…` URI SAN; the bearer OIDC token (minutes long) is
+//! verified against the issuer's JWKS. Both must name the same subject, or the request is a 401.
+//! The only way to build an [`Authenticated`] is [`authenticate`], so later stages cannot run on
+//! an unauthenticated request.
+
+use http::HeaderMap;
+
+use super::oidc::{AuthnError, Identity, Verifier};
+use crate::pki::CertSubject;
+
+/// Proof that a request carried a valid certificate and a valid token for the same subject.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    identity: Identity,
+    cert: CertSubject,
+}
+
+impl Authenticated {
+    /// The verified identity from the token.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+    /// The client certificate's subject and serial.
+    pub fn cert(&self) -> &CertSubject {
+        &self.cert
+    }
+}
+
+/// Why authentication failed; every variant becomes a 401 `Status` whose message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unauthenticated {
+    /// The TLS layer verified a certificate but it names no hoop-kube subject.
+    #[error("the client certificate names no hoop-kube subject; run `hoop-kube login` to get one")]
+    NoCertSubject,
+    /// No `Authorization: Bearer` header.
+    #[error("no bearer token; configure kubectl with the hoop-kube credential plugin (`hoop-kube kubeconfig`)")]
+    NoToken,
+    /// The token did not verify.
+    #[error("the bearer token was rejected ({0}); run `hoop-kube login`")]
+    BadToken(#[from] AuthnError),
+    /// Certificate and token name different subjects.
+    #[error("the client certificate is for {cert:?} but the token is for {token:?}; log in again with one identity")]
+    SubjectMismatch { cert: String, token: String },
+}
+
+/// Extract the bearer token. Exactly one `Authorization` header, scheme `Bearer`.
+fn bearer(headers: &HeaderMap) -> Result<&str, Unauthenticated> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return Err(Unauthenticated::NoToken);
+    };
+    let v = v.to_str().map_err(|_| Unauthenticated::NoToken)?;
+    let (scheme, token) = v.split_once(' ').ok_or(Unauthenticated::NoToken)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(Unauthenticated::NoToken);
+    }
+    Ok(token.trim())
+}
+
+/// Verify both proofs.
+pub async fn authenticate(headers: &HeaderMap, cert: Option<&CertSubject>, verifier: &Verifier) -> Result<Authenticated, Unauthenticated> {
+    let cert = cert.ok_or(Unauthenticated::NoCertSubject)?;
+    let token = bearer(headers)?;
+    let identity = verifier.verify(token).await?;
+    if identity.subject != cert.subject {
+        return Err(Unauthenticated::SubjectMismatch { cert: cert.subject.clone(), token: identity.subject.clone() });
+    }
+    Ok(Authenticated { identity, cert: cert.clone() })
+}

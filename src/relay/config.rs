@@ -1,0 +1,869 @@
+//! The relay's configuration: one YAML file read by `hoop-kube relay --config relay.yaml` and
+//! validated by `hoop-kube relay check --config relay.yaml`.
+//!
+//! Why it is strict: the relay is a security boundary, so a typo must not silently turn a setting
+//! off. Unknown keys, duplicate keys (YAML would otherwise keep the last one), wrong types,
+//! out-of-range numbers, `http://` upstreams, `alg: none` and HMAC algorithms are all errors. Every
+//! error is one line that names the file and the key path, e.g.
+//! `relay.yaml: oidc.algorithms[1]: "none" is never allowed …`.
+//!
+//! What it trusts: the file itself and the files it names (relative paths are taken from the
+//! config file's directory). It checks that those files exist and are readable, and parses no key
+//! or certificate — TLS setup does that. It holds paths, never secrets: token and key contents are
+//! read by the relay when it connects ([`RelayConfig::resolve_upstream`]), never stored here, so
+//! `Debug` output is safe to log.
+//!
+//! The relay reaches the cluster with exactly one static credential: a token file, a client
+//! certificate, a kubeconfig context (exec plugins, auth providers, basic auth, `as:` and
+//! `insecure-skip-tls-verify` are refused), or the pod's service account.
+
+use std::fmt::{self, Write as _};
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::de::{DeserializeOwned, Error as _, IgnoredAny};
+use serde::{Deserialize, Deserializer};
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;
+
+/// Config and kubeconfig files larger than this (1 MiB) are refused before parsing.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Where a pod's service account token and cluster CA are mounted (`in_cluster: true`).
+pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// Default request header limit (64 KiB); beyond it the relay answers 431.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Default request body limit (3 MiB, kube-apiserver's own); beyond it the relay answers 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// The largest allowed `oidc.leeway_seconds`.
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
+const HEADER_RANGE: (usize, usize) = (4 * 1024, 1024 * 1024);
+const BODY_RANGE: (usize, usize) = (1024, 64 * 1024 * 1024);
+
+/// Why a config (or the upstream kubeconfig) was refused. `Display` is the one-line message,
+/// starting with the file and, unless the whole file is at fault, the key path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file itself cannot be read.
+    #[error("{file}: cannot read: {}", io_msg(.source))]
+    Read { file: String, source: std::io::Error },
+    /// The file is larger than [`MAX_FILE_BYTES`].
+    #[error("{file}: larger than {limit} bytes; refusing to parse it (is this the right file?)")]
+    TooLarge { file: String, limit: u64 },
+    /// Not valid YAML, a duplicate key, an unknown key, a wrong type or a missing key.
+    #[error("{file}: {}{message}", key_prefix(.key))]
+    Syntax { file: String, key: String, message: String },
+    /// Parsed, but a value is not acceptable.
+    #[error("{file}: {}{message}", key_prefix(.key))]
+    Invalid { file: String, key: String, message: String },
+    /// A file named by `key` cannot be read.
+    #[error("{file}: {key}: cannot read {}: {}", .path.display(), io_msg(.source))]
+    File { file: String, key: String, path: PathBuf, source: std::io::Error },
+    /// The kubeconfig named by `key` was refused (the inner error names its file and key).
+    #[error("{file}: {key}: {source}")]
+    Kubeconfig { file: String, key: String, source: Box<ConfigError> },
+}
+
+impl ConfigError {
+    /// The file at fault (the config file, or the kubeconfig for errors from [`resolve_kubeconfig`]).
+    pub fn file(&self) -> &str {
+        match self {
+            Self::Read { file, .. } | Self::TooLarge { file, .. } | Self::Syntax { file, .. } => file,
+            Self::Invalid { file, .. } | Self::File { file, .. } | Self::Kubeconfig { file, .. } => file,
+        }
+    }
+    /// The key path at fault, e.g. `oidc.algorithms[1]`; empty when the whole file is at fault.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Read { .. } | Self::TooLarge { .. } => "",
+            Self::Syntax { key, .. } | Self::Invalid { key, .. } => key,
+            Self::File { key, .. } | Self::Kubeconfig { key, .. } => key,
+        }
+    }
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() { String::new() } else { format!("{key}: ") }
+}
+
+/// An I/O error without the trailing ` (os error N)`.
+fn io_msg(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
+
+/// The relay's configuration, validated, with every path absolute. Holds paths, never secrets.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The config file as the user named it (used in messages).
+    pub source: String,
+    /// `listen`: where the API port listens (`IP:PORT`). Mutual TLS is required, TLS 1.3 only.
+    pub listen: SocketAddr,
+    /// `tls`: the relay's server certificate and the CA its clients' certificates chain to.
+    pub tls: TlsConfig,
+    /// `upstream`: the Kubernetes API server and the relay's own credential for it.
+    pub upstream: UpstreamConfig,
+    /// `oidc`: how bearer tokens are verified and turned into a user name and groups.
+    pub oidc: OidcConfig,
+    /// `impersonation` (default true): send `Impersonate-User`/`-Group` upstream so cluster RBAC
+    /// and the cluster's audit log see the person. When false the cluster sees only the relay.
+    pub impersonation: bool,
+    /// `access`: who may use the relay at all, until the policy engine exists.
+    pub access: AccessConfig,
+    /// `limits`: request size limits.
+    pub limits: Limits,
+}
+
+/// `tls:` — PEM files, relative paths taken from the config file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `cert`: the relay's server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// `key`: its private key (PEM).
+    pub key: PathBuf,
+    /// `client_ca`: client certificates must chain to this CA (PEM).
+    pub client_ca: PathBuf,
+}
+
+/// `upstream:` — the Kubernetes API server and the relay's credential for it.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// The API server URL, `https://host:port`. For `kubeconfig`
+    /// and `in_cluster` this is what the kubeconfig or the environment said at load time.
+    pub server: String,
+    /// `ca`: the CA for the API server's certificate (PEM); `None` means the system roots (or, for
+    /// `kubeconfig` and `in_cluster`, whatever [`RelayConfig::resolve_upstream`] finds).
+    pub ca: Option<PathBuf>,
+    /// Exactly one credential.
+    pub credential: UpstreamCredential,
+}
+
+/// The relay's own, static credential for the API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamCredential {
+    /// `token_file`: a bearer token, re-read by the relay so it can be rotated.
+    TokenFile(PathBuf),
+    /// `client_cert` + `client_key`: a client certificate and its key (PEM).
+    ClientCert { cert: PathBuf, key: PathBuf },
+    /// `kubeconfig` (+ `context`, default the current context).
+    Kubeconfig { path: PathBuf, context: Option<String> },
+    /// `in_cluster: true`: the pod's service account token and CA ([`SERVICE_ACCOUNT_DIR`]) and
+    /// `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT`.
+    InCluster,
+}
+
+/// `oidc:` — bearer token verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// `issuer`: must equal the tokens' `iss` exactly; discovery is read from
+    /// `{issuer}/.well-known/openid-configuration`. https, or http on loopback only (tests, demo).
+    pub issuer: String,
+    /// `audiences`: a token's `aud` must contain at least one of these. At least one is required.
+    pub audiences: Vec<String>,
+    /// `username_claim` (default `sub`): the claim that names the user.
+    #[serde(default = "default_username_claim")] pub username_claim: String,
+    /// `username_prefix` (default empty): prepended to the user name; must not start with `system:`.
+    #[serde(default)] pub username_prefix: String,
+    /// `groups_claim` (default `groups`): the claim that lists the user's groups.
+    #[serde(default = "default_groups_claim")] pub groups_claim: String,
+    /// `groups_prefix` (default empty): prepended to every group; must not start with `system:`.
+    #[serde(default)] pub groups_prefix: String,
+    /// `algorithms` (default `[RS256, ES256]`): the signature algorithms accepted. `none` and
+    /// HMAC (`HS*`) are never allowed.
+    #[serde(default = "default_algorithms")] pub algorithms: Vec<Algorithm>,
+    /// `leeway_seconds` (default 30, at most 300): clock skew allowed for `exp`/`nbf`/`iat`.
+    #[serde(default = "default_leeway")] pub leeway_seconds: u64,
+    /// `ca`: a CA (PEM) for the issuer's TLS certificate; default the system roots.
+    #[serde(default)] pub ca: Option<PathBuf>,
+}
+
+/// `access:` — a minimal allow list: a request is let through if its user is listed in
+/// `subjects` or one of its groups in `groups` (names as the relay sees them, prefixes applied).
+/// Both empty (the default) means every request is denied.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// `subjects`: allowed user names.
+    #[serde(default)] pub subjects: Vec<String>,
+    /// `groups`: allowed groups.
+    #[serde(default)] pub groups: Vec<String>,
+}
+
+/// `limits:` — request size limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// `max_header_bytes` (default 65536, 4 KiB–1 MiB): larger request headers get 431.
+    pub max_header_bytes: usize,
+    /// `max_body_bytes` (default 3145728, 1 KiB–64 MiB): larger request bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_header_bytes: DEFAULT_MAX_HEADER_BYTES, max_body_bytes: DEFAULT_MAX_BODY_BYTES }
+    }
+}
+
+fn default_username_claim() -> String { "sub".into() }
+fn default_groups_claim() -> String { "groups".into() }
+fn default_algorithms() -> Vec<Algorithm> { vec![Algorithm::RS256, Algorithm::ES256] }
+fn default_leeway() -> u64 { 30 }
+fn default_true() -> bool { true }
+
+/// A JWS signature algorithm the relay may accept; the same names as `relay::oidc::Algorithm`
+/// (convert with its `from_name(a.name())`). There is deliberately no `none` and no HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm { RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA }
+
+impl Algorithm {
+    /// Every accepted algorithm.
+    pub const ALL: [Algorithm; 9] = [
+        Self::RS256, Self::RS384, Self::RS512, Self::PS256, Self::PS384, Self::PS512, Self::ES256, Self::ES384, Self::EdDSA,
+    ];
+    /// The JWS `alg` name, e.g. `RS256`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256", Self::RS384 => "RS384", Self::RS512 => "RS512",
+            Self::PS256 => "PS256", Self::PS384 => "PS384", Self::PS512 => "PS512",
+            Self::ES256 => "ES256", Self::ES384 => "ES384", Self::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.name()) }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(a) = Self::ALL.iter().find(|a| a.name() == s) {
+            return Ok(*a);
+        }
+        let allowed = Self::ALL.map(Algorithm::name).join(", ");
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Err(format!("{s:?} is never allowed: it accepts unsigned tokens; allowed: {allowed}"));
+        }
+        if s.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS")) {
+            return Err(format!(
+                "{s:?} is never allowed: HMAC needs a secret shared with the issuer, and anyone holding it can mint tokens; use an asymmetric algorithm ({allowed})"
+            ));
+        }
+        if let Some(a) = Self::ALL.iter().find(|a| a.name().eq_ignore_ascii_case(s)) {
+            return Err(format!("{s:?} is not an algorithm name (names are case-sensitive); did you mean {:?}?", a.name()));
+        }
+        Err(format!("{s:?} is not supported; allowed: {allowed}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Algorithm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+fn de_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        D::Error::custom(format!("{s:?} is not IP:PORT (e.g. 0.0.0.0:8443, or \"[::]:8443\" quoted; host names are not accepted)"))
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(deserialize_with = "de_listen")] listen: SocketAddr,
+    tls: TlsConfig,
+    upstream: RawUpstream,
+    oidc: OidcConfig,
+    #[serde(default = "default_true")] impersonation: bool,
+    #[serde(default)] access: AccessConfig,
+    #[serde(default)] limits: Limits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    server: Option<String>,
+    ca: Option<PathBuf>,
+    token_file: Option<PathBuf>,
+    client_cert: Option<PathBuf>,
+    client_key: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    #[serde(default)] in_cluster: bool,
+}
+
+/// Bytes the relay reads when it connects: inline (from a kubeconfig's `*-data` or `token`) or a
+/// file, re-read each time so rotated tokens and certificates are picked up. `Debug` shows no
+/// content.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Material {
+    /// Inline bytes (already base64-decoded).
+    Inline(Vec<u8>),
+    /// An absolute path.
+    File(PathBuf),
+}
+
+impl Material {
+    /// The bytes (PEM for certificates and keys).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Self::Inline(b) => Ok(b.clone()),
+            Self::File(p) => std::fs::read(p),
+        }
+    }
+    /// A bearer token: the bytes without surrounding whitespace, which must be visible ASCII.
+    pub fn read_token(&self) -> std::io::Result<String> {
+        let bytes = self.read()?;
+        let token = String::from_utf8_lossy(&bytes).trim().to_string();
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the token is empty or not visible ASCII"));
+        }
+        Ok(token)
+    }
+}
+
+impl fmt::Debug for Material {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Inline(b) => write!(f, "Inline(<{} bytes>)", b.len()),
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+        }
+    }
+}
+
+/// Where and how the relay connects upstream, as found at connect time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUpstream {
+    /// `https://host:port`.
+    pub server: String,
+    /// The CA (PEM) for the server's certificate; `None` means the system roots.
+    pub ca: Option<Material>,
+    /// The name to verify the server certificate against, when not the URL's host.
+    pub tls_server_name: Option<String>,
+    /// The relay's credential.
+    pub credential: ResolvedCredential,
+}
+
+/// A kubeconfig context resolved to server, CA and credential.
+pub type ResolvedKubeconfig = ResolvedUpstream;
+
+/// The relay's credential, ready to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedCredential {
+    /// A bearer token (see [`Material::read_token`]).
+    Token(Material),
+    /// A client certificate chain and its private key (PEM).
+    ClientCert { cert: Material, key: Material },
+}
+
+impl RelayConfig {
+    /// Read, parse and validate a config file: at most [`MAX_FILE_BYTES`], no unknown or duplicate
+    /// keys, referenced files present and readable (none is parsed), exactly one upstream
+    /// credential (a kubeconfig is resolved to check it), https URLs, a safe algorithm list, numbers
+    /// in range. Relative paths are taken from the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = read_capped(path, &file)?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Self::from_str(&text, base, &file)
+    }
+
+    /// [`load`](Self::load) for text already read: `base_dir` anchors relative paths and
+    /// `file_label` starts every message.
+    pub fn from_str(text: &str, base_dir: &Path, file_label: &str) -> Result<Self, ConfigError> {
+        Self::parse(text, base_dir, file_label, &|k| std::env::var(k).ok(), Path::new(SERVICE_ACCOUNT_DIR))
+    }
+
+    fn parse(text: &str, base_dir: &Path, file: &str, env: &dyn Fn(&str) -> Option<String>, sa_dir: &Path) -> Result<Self, ConfigError> {
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::TooLarge { file: file.into(), limit: MAX_FILE_BYTES });
+        }
+        let raw: RawConfig = parse_yaml(text, file)?;
+        let base = std::path::absolute(base_dir).map_err(|source| ConfigError::Read { file: file.into(), source })?;
+        let cx = Cx { file, base: &base };
+        let tls = TlsConfig {
+            cert: cx.path("tls.cert", &raw.tls.cert)?,
+            key: cx.path("tls.key", &raw.tls.key)?,
+            client_ca: cx.path("tls.client_ca", &raw.tls.client_ca)?,
+        };
+        let upstream = cx.upstream(raw.upstream, env, sa_dir)?;
+        let oidc = cx.oidc(raw.oidc)?;
+        for (list, name) in [(&raw.access.subjects, "access.subjects"), (&raw.access.groups, "access.groups")] {
+            if let Some(i) = list.iter().position(|s| s.trim().is_empty()) {
+                return Err(cx.invalid(format!("{name}[{i}]"), "is empty"));
+            }
+        }
+        let l = &raw.limits;
+        if !(HEADER_RANGE.0..=HEADER_RANGE.1).contains(&l.max_header_bytes) {
+            return Err(cx.invalid("limits.max_header_bytes", format!("{} is out of range; allowed {}–{}", l.max_header_bytes, HEADER_RANGE.0, HEADER_RANGE.1)));
+        }
+        if !(BODY_RANGE.0..=BODY_RANGE.1).contains(&l.max_body_bytes) {
+            return Err(cx.invalid("limits.max_body_bytes", format!("{} is out of range; allowed {}–{}", l.max_body_bytes, BODY_RANGE.0, BODY_RANGE.1)));
+        }
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits })
+    }
+
+    /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account
+    /// environment). Call it when connecting; token files are re-read through [`Material`].
+    pub fn resolve_upstream(&self) -> Result<ResolvedUpstream, ConfigError> {
+        let u = &self.upstream;
+        let ca = u.ca.clone().map(Material::File);
+        let file = self.source.as_str();
+        match &u.credential {
+            UpstreamCredential::TokenFile(p) => {
+                check_file(file, "upstream.token_file", p)?;
+                Ok(ResolvedUpstream { server: u.server.clone(), ca, tls_server_name: None, credential: ResolvedCredential::Token(Material::File(p.clone())) })
+            }
+            UpstreamCredential::ClientCert { cert, key } => {
+                check_file(file, "upstream.client_cert", cert)?;
+                check_file(file, "upstream.client_key", key)?;
+                let credential = ResolvedCredential::ClientCert { cert: Material::File(cert.clone()), key: Material::File(key.clone()) };
+                Ok(ResolvedUpstream { server: u.server.clone(), ca, tls_server_name: None, credential })
+            }
+            UpstreamCredential::Kubeconfig { path, context } => resolve_kubeconfig(path, context.as_deref())
+                .map_err(|e| ConfigError::Kubeconfig { file: file.into(), key: "upstream.kubeconfig".into(), source: Box::new(e) }),
+            UpstreamCredential::InCluster => in_cluster(file, &|k| std::env::var(k).ok(), Path::new(SERVICE_ACCOUNT_DIR)),
+        }
+    }
+
+    /// A short human summary for `relay check`: no secrets, paths only.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let p = |p: &Path| p.display().to_string();
+        let u = &self.upstream;
+        let cred = match &u.credential {
+            UpstreamCredential::TokenFile(f) => format!("token file {}", p(f)),
+            UpstreamCredential::ClientCert { cert, key } => format!("client certificate {} (key {})", p(cert), p(key)),
+            UpstreamCredential::Kubeconfig { path, context } => {
+                format!("kubeconfig {} (context {})", p(path), context.as_deref().unwrap_or("<current-context>"))
+            }
+            UpstreamCredential::InCluster => format!("in-cluster service account ({SERVICE_ACCOUNT_DIR})"),
+        };
+        let ca = u.ca.as_deref().map(p).unwrap_or_else(|| match u.credential {
+            UpstreamCredential::Kubeconfig { .. } => "from the kubeconfig".into(),
+            UpstreamCredential::InCluster => "service account ca.crt".into(),
+            _ => "system roots".into(),
+        });
+        let o = &self.oidc;
+        let algs = o.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
+        let (ns, ng) = (self.access.subjects.len(), self.access.groups.len());
+        let _ = writeln!(s, "config:        {}", self.source);
+        let _ = writeln!(s, "listen:        {} (mutual TLS, TLS 1.3 only)", self.listen);
+        let _ = writeln!(s, "tls:           cert {}, key {}, client CA {}", p(&self.tls.cert), p(&self.tls.key), p(&self.tls.client_ca));
+        let _ = writeln!(s, "upstream:      {} via {cred}; CA: {ca}", u.server);
+        let _ = writeln!(s, "oidc issuer:   {}{}", o.issuer, o.ca.as_deref().map(|c| format!(" (CA {})", p(c))).unwrap_or_default());
+        let _ = writeln!(s, "audiences:     {}", o.audiences.join(", "));
+        let _ = writeln!(s, "identity:      user from claim {:?} (prefix {:?}), groups from claim {:?} (prefix {:?})", o.username_claim, o.username_prefix, o.groups_claim, o.groups_prefix);
+        let _ = writeln!(s, "algorithms:    {algs}; leeway {}s", o.leeway_seconds);
+        let imp = if self.impersonation { "on (the cluster sees the person)" } else { "OFF (the cluster sees only the relay's identity)" };
+        let _ = writeln!(s, "impersonation: {imp}");
+        let access = if ns + ng == 0 { "empty: every request will be denied".to_string() } else { format!("{ns} subject(s), {ng} group(s)") };
+        let _ = writeln!(s, "access:        {access}");
+        let _ = write!(s, "limits:        headers {}, body {}", bytes(self.limits.max_header_bytes), bytes(self.limits.max_body_bytes));
+        s
+    }
+}
+
+fn bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Read at most [`MAX_FILE_BYTES`] of UTF-8 text.
+fn read_capped(path: &Path, file: &str) -> Result<String, ConfigError> {
+    let read_err = |source| ConfigError::Read { file: file.into(), source };
+    let f = std::fs::File::open(path).map_err(read_err)?;
+    let mut buf = Vec::new();
+    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf).map_err(read_err)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::TooLarge { file: file.into(), limit: MAX_FILE_BYTES });
+    }
+    String::from_utf8(buf).map_err(|e| ConfigError::Syntax {
+        file: file.into(),
+        key: String::new(),
+        message: format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Parse YAML strictly. A first pass into a generic value finds syntax errors and duplicate keys
+/// anywhere (serde_yaml_ng refuses duplicate mapping keys there; a derived struct alone would
+/// only catch duplicates of fields it knows). The second pass gives typed errors with key paths.
+fn parse_yaml<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
+    if text.trim().is_empty() {
+        return Err(ConfigError::Invalid { file: file.into(), key: String::new(), message: "the file is empty".into() });
+    }
+    let value: serde_yaml_ng::Value = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
+        .map_err(|e| yaml_error(file, e))?;
+    if value.is_null() {
+        return Err(ConfigError::Invalid { file: file.into(), key: String::new(), message: "the file is empty".into() });
+    }
+    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| yaml_error(file, e))
+}
+
+fn yaml_error(file: &str, e: serde_path_to_error::Error<serde_yaml_ng::Error>) -> ConfigError {
+    let path = e.path().to_string();
+    let mut key = if path == "." || path == "?" { String::new() } else { path };
+    let mut message = e.into_inner().to_string();
+    // serde_yaml_ng prefixes nested messages with the path (or its parent's); say it once.
+    let mut prefix = key.as_str();
+    while !prefix.is_empty() {
+        if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
+            message = rest.to_string();
+            break;
+        }
+        prefix = &prefix[..prefix.rfind(['.', '[']).unwrap_or(0)];
+    }
+    let child = |key: &str, name: &str| if key.is_empty() { name.to_string() } else { format!("{key}.{name}") };
+    let quoted = |m: &str, open: &str, close: char| {
+        let rest = m.strip_prefix(open)?;
+        let end = rest.find(close)?;
+        Some((rest[..end].to_string(), rest[end + 1..].to_string()))
+    };
+    if let Some((name, rest)) = quoted(&message, "missing field `", '`') {
+        key = child(&key, &name);
+        message = format!("is required but not set{}", rest.replacen(" at line", " in the mapping at line", 1));
+    } else if let Some((name, rest)) = quoted(&message, "duplicate field `", '`').or_else(|| quoted(&message, "duplicate entry with key \"", '"')) {
+        key = child(&key, &name);
+        message = format!("is set more than once (YAML keys must be unique){}", rest.replacen(" at line", " in the mapping at line", 1));
+    } else if let Some((_, rest)) = quoted(&message, "unknown field `", '`') {
+        message = format!("unknown key{rest}");
+    }
+    ConfigError::Syntax { file: file.into(), key, message }
+}
+
+/// Validation context: the file label and the directory relative paths are taken from.
+struct Cx<'a> {
+    file: &'a str,
+    base: &'a Path,
+}
+
+impl Cx<'_> {
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid { file: self.file.into(), key: key.into(), message: message.into() }
+    }
+
+    /// Make `p` absolute and check that it is a readable, non-empty file.
+    fn path(&self, key: &str, p: &Path) -> Result<PathBuf, ConfigError> {
+        if p.as_os_str().is_empty() {
+            return Err(self.invalid(key, "is empty; name a file"));
+        }
+        let abs = self.base.join(p);
+        check_file(self.file, key, &abs)?;
+        Ok(abs)
+    }
+
+    fn upstream(&self, u: RawUpstream, env: &dyn Fn(&str) -> Option<String>, sa_dir: &Path) -> Result<UpstreamConfig, ConfigError> {
+        let set: Vec<&str> = [
+            (u.token_file.is_some(), "token_file"),
+            (u.client_cert.is_some() || u.client_key.is_some(), "client_cert"),
+            (u.kubeconfig.is_some(), "kubeconfig"),
+            (u.in_cluster, "in_cluster"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        match set.as_slice() {
+            [] => return Err(self.invalid("upstream", "no credential; set exactly one of token_file, client_cert + client_key, kubeconfig, in_cluster: true")),
+            [_] => {}
+            many => return Err(self.invalid("upstream", format!("{} are all set; set exactly one credential", many.join(" and ")))),
+        }
+        if u.context.is_some() && u.kubeconfig.is_none() {
+            return Err(self.invalid("upstream.context", "only applies with upstream.kubeconfig"));
+        }
+        let credential = match (u.token_file, u.client_cert, u.client_key, u.kubeconfig) {
+            (Some(t), ..) => UpstreamCredential::TokenFile(self.path("upstream.token_file", &t)?),
+            (_, Some(cert), Some(key), _) => UpstreamCredential::ClientCert { cert: self.path("upstream.client_cert", &cert)?, key: self.path("upstream.client_key", &key)? },
+            (_, Some(_), None, _) => return Err(self.invalid("upstream.client_key", "is required with upstream.client_cert")),
+            (_, None, Some(_), _) => return Err(self.invalid("upstream.client_cert", "is required with upstream.client_key")),
+            (_, _, _, Some(k)) => {
+                let path = self.path("upstream.kubeconfig", &k)?;
+                if u.context.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                    return Err(self.invalid("upstream.context", "is empty; remove it to use the kubeconfig's current-context"));
+                }
+                UpstreamCredential::Kubeconfig { path, context: u.context }
+            }
+            _ => UpstreamCredential::InCluster,
+        };
+        let derived = match &credential {
+            UpstreamCredential::Kubeconfig { .. } => Some("the kubeconfig's cluster names the server and its CA"),
+            UpstreamCredential::InCluster => Some("the pod's environment and service account name the server and its CA"),
+            _ => None,
+        };
+        if let Some(why) = derived {
+            for (on, key) in [(u.server.is_some(), "upstream.server"), (u.ca.is_some(), "upstream.ca")] {
+                if on {
+                    return Err(self.invalid(key, format!("is not allowed with this credential: {why}")));
+                }
+            }
+        }
+        let ca = u.ca.map(|c| self.path("upstream.ca", &c)).transpose()?;
+        let server = match &credential {
+            UpstreamCredential::Kubeconfig { path, context } => {
+                resolve_kubeconfig(path, context.as_deref())
+                    .map_err(|e| ConfigError::Kubeconfig { file: self.file.into(), key: "upstream.kubeconfig".into(), source: Box::new(e) })?
+                    .server
+            }
+            UpstreamCredential::InCluster => in_cluster(self.file, env, sa_dir)?.server,
+            _ => {
+                let s = u.server.ok_or_else(|| self.invalid("upstream.server", "is required with this credential (e.g. https://10.0.0.1:6443)"))?;
+                server_url(self.file, "upstream.server", &s)?
+            }
+        };
+        Ok(UpstreamConfig { server, ca, credential })
+    }
+
+    fn oidc(&self, mut o: OidcConfig) -> Result<OidcConfig, ConfigError> {
+        let url = parse_url(self.file, "oidc.issuer", &o.issuer)?;
+        if url.scheme() == "http" && !is_loopback(&url) {
+            return Err(self.invalid("oidc.issuer", format!("{:?}: http is only allowed on 127.0.0.1, ::1 or localhost (tests, demo); use https", o.issuer)));
+        }
+        if o.audiences.is_empty() {
+            return Err(self.invalid("oidc.audiences", "at least one audience is required"));
+        }
+        if let Some(i) = o.audiences.iter().position(|a| a.trim().is_empty()) {
+            return Err(self.invalid(format!("oidc.audiences[{i}]"), "is empty"));
+        }
+        for (v, key) in [(&o.username_claim, "oidc.username_claim"), (&o.groups_claim, "oidc.groups_claim")] {
+            if v.trim().is_empty() {
+                return Err(self.invalid(key, "is empty; name a claim"));
+            }
+        }
+        for (v, key) in [(&o.username_prefix, "oidc.username_prefix"), (&o.groups_prefix, "oidc.groups_prefix")] {
+            if v.starts_with("system:") {
+                return Err(self.invalid(key, format!("{v:?} must not start with \"system:\"; Kubernetes reserves those names")));
+            }
+        }
+        if o.algorithms.is_empty() {
+            return Err(self.invalid("oidc.algorithms", "at least one algorithm is required (default: [RS256, ES256])"));
+        }
+        for (i, a) in o.algorithms.iter().enumerate() {
+            if o.algorithms[..i].contains(a) {
+                return Err(self.invalid(format!("oidc.algorithms[{i}]"), format!("{a} is listed twice")));
+            }
+        }
+        if o.leeway_seconds > MAX_LEEWAY_SECONDS {
+            return Err(self.invalid("oidc.leeway_seconds", format!("{} is too large; at most {MAX_LEEWAY_SECONDS}", o.leeway_seconds)));
+        }
+        o.ca = o.ca.map(|c| self.path("oidc.ca", &c)).transpose()?;
+        Ok(o)
+    }
+}
+
+/// Check that `path` is a readable, non-empty regular file (its contents are not read).
+fn check_file(file: &str, key: &str, path: &Path) -> Result<(), ConfigError> {
+    let err = |source| ConfigError::File { file: file.into(), key: key.into(), path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(err)?;
+    let invalid = |m: &str| ConfigError::Invalid { file: file.into(), key: key.into(), message: format!("{} {m}", path.display()) };
+    if !meta.is_file() {
+        return Err(invalid("is not a regular file"));
+    }
+    if meta.len() == 0 {
+        return Err(invalid("is empty"));
+    }
+    std::fs::File::open(path).map_err(err)?;
+    Ok(())
+}
+
+fn parse_url(file: &str, key: &str, s: &str) -> Result<url::Url, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid { file: file.into(), key: key.into(), message: m };
+    let url = url::Url::parse(s).map_err(|e| invalid(format!("{s:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(invalid(format!("{s:?}: the scheme must be https")));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!("{s:?}: no user name, password, query or fragment allowed")));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Validate an API server URL: `https://host[:port]`, no path (the relay forwards the client's
+/// path as it is). Returns it with the port explicit.
+fn server_url(file: &str, key: &str, s: &str) -> Result<String, ConfigError> {
+    let url = parse_url(file, key, s)?;
+    let invalid = |m: String| ConfigError::Invalid { file: file.into(), key: key.into(), message: m };
+    if url.scheme() != "https" {
+        return Err(invalid(format!("{s:?}: must be https (the relay sends its credential there)")));
+    }
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return Err(invalid(format!("{s:?}: names no host")));
+    };
+    let raw_path = s.split_once("://").and_then(|(_, rest)| rest.find(['/', '\\']).map(|i| &rest[i..])).unwrap_or("");
+    if !matches!(raw_path, "" | "/") {
+        return Err(invalid(format!("{s:?}: a path is not supported; write https://HOST[:PORT]")));
+    }
+    Ok(format!("https://{host}:{port}"))
+}
+
+/// The pod's service account: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`, its
+/// `token` and `ca.crt` under `sa_dir`. Errors name `upstream.in_cluster` in `file`.
+fn in_cluster(file: &str, env: &dyn Fn(&str) -> Option<String>, sa_dir: &Path) -> Result<ResolvedUpstream, ConfigError> {
+    let key = "upstream.in_cluster";
+    let var = |name: &str| {
+        env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| ConfigError::Invalid {
+            file: file.into(),
+            key: key.into(),
+            message: format!("{name} is not set; in_cluster only works inside a Kubernetes pod"),
+        })
+    };
+    let (host, port) = (var("KUBERNETES_SERVICE_HOST")?, var("KUBERNETES_SERVICE_PORT")?);
+    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let server = server_url(file, key, &format!("https://{host}:{port}"))?;
+    let (token, ca) = (sa_dir.join("token"), sa_dir.join("ca.crt"));
+    check_file(file, key, &token)?;
+    check_file(file, key, &ca)?;
+    Ok(ResolvedUpstream { server, ca: Some(Material::File(ca)), tls_server_name: None, credential: ResolvedCredential::Token(Material::File(token)) })
+}
+
+// The parts of a kubeconfig the relay reads. Unknown keys are ignored here (kubeconfigs carry
+// extensions and preferences); the dangerous ones are named so they can be refused.
+#[derive(Deserialize)]
+struct Kubeconfig {
+    clusters: Option<Vec<KNamedCluster>>,
+    users: Option<Vec<KNamedUser>>,
+    contexts: Option<Vec<KNamedContext>>,
+    #[serde(rename = "current-context")] current_context: Option<String>,
+}
+#[derive(Deserialize)]
+struct KNamedCluster { name: String, cluster: KCluster }
+#[derive(Deserialize)]
+struct KNamedUser { name: String, user: KUser }
+#[derive(Deserialize)]
+struct KNamedContext { name: String, context: KContext }
+#[derive(Deserialize)]
+struct KContext { cluster: String, user: String }
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct KCluster {
+    server: Option<String>, certificate_authority: Option<String>, certificate_authority_data: Option<String>,
+    #[serde(default)] insecure_skip_tls_verify: bool,
+    tls_server_name: Option<String>, proxy_url: Option<String>,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct KUser {
+    token: Option<String>,
+    #[serde(rename = "tokenFile")] token_file: Option<String>,
+    client_certificate: Option<String>, client_certificate_data: Option<String>,
+    client_key: Option<String>, client_key_data: Option<String>,
+    exec: Option<IgnoredAny>, auth_provider: Option<IgnoredAny>, username: Option<IgnoredAny>, password: Option<IgnoredAny>,
+    #[serde(rename = "as")] act_as: Option<IgnoredAny>,
+    as_uid: Option<IgnoredAny>, as_groups: Option<IgnoredAny>, as_user_extra: Option<IgnoredAny>,
+}
+
+/// Resolve a kubeconfig (YAML or JSON) and a context (default its `current-context`) into server,
+/// CA and a static credential. Relative paths inside are taken from the kubeconfig's directory.
+/// Refused: exec plugins, auth providers, basic auth, `as*` impersonation, `proxy-url`,
+/// `insecure-skip-tls-verify: true`, http servers, and ambiguous or missing credentials. Errors
+/// name the kubeconfig file and the key inside it.
+pub fn resolve_kubeconfig(path: &Path, context: Option<&str>) -> Result<ResolvedKubeconfig, ConfigError> {
+    let file = path.display().to_string();
+    let f = file.as_str();
+    let kc: Kubeconfig = parse_yaml(&read_capped(path, f)?, f)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::path::absolute(dir).map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+    let invalid = |key: String, message: String| ConfigError::Invalid { file: file.clone(), key, message };
+    let name = match context {
+        Some(c) => c.to_string(),
+        None => kc.current_context.filter(|c| !c.is_empty()).ok_or_else(|| invalid("current-context".into(), "is not set; name a context with upstream.context".into()))?,
+    };
+    let (clusters, users, contexts) = (kc.clusters.unwrap_or_default(), kc.users.unwrap_or_default(), kc.contexts.unwrap_or_default());
+    let find = |list: &str, names: Vec<&str>, want: &str, from: &str| -> Result<usize, ConfigError> {
+        if let Some(j) = (0..names.len()).find(|&j| names[..j].contains(&names[j])) {
+            return Err(invalid(format!("{list}[{j}].name"), format!("{:?} appears more than once", names[j])));
+        }
+        names.iter().position(|n| *n == want).ok_or_else(|| invalid(from.into(), format!("no {list} entry named {want:?} (found: {})", names.join(", "))))
+    };
+    let ci = find("contexts", contexts.iter().map(|c| c.name.as_str()).collect(), &name, "contexts")?;
+    let ctx = &contexts[ci].context;
+    let cli = find("clusters", clusters.iter().map(|c| c.name.as_str()).collect(), &ctx.cluster, &format!("contexts[{ci}].context.cluster"))?;
+    let ui = find("users", users.iter().map(|u| u.name.as_str()).collect(), &ctx.user, &format!("contexts[{ci}].context.user"))?;
+    let (c, u) = (&clusters[cli].cluster, &users[ui].user);
+    let (ck, uk) = (format!("clusters[{cli}].cluster"), format!("users[{ui}].user"));
+
+    let server = c.server.as_deref().ok_or_else(|| invalid(format!("{ck}.server"), "is required".into()))?;
+    let server = server_url(f, &format!("{ck}.server"), server)?;
+    if c.insecure_skip_tls_verify {
+        return Err(invalid(format!("{ck}.insecure-skip-tls-verify"), "true is not allowed: the relay always verifies the API server's certificate; give certificate-authority(-data)".into()));
+    }
+    if c.proxy_url.is_some() {
+        return Err(invalid(format!("{ck}.proxy-url"), "is not supported by the relay; remove it".into()));
+    }
+    let refused: [(bool, &str, &str); 5] = [
+        (u.exec.is_some(), "exec", "exec plugins are not allowed: the relay's upstream credential must be static (token, tokenFile or client certificate)"),
+        (u.auth_provider.is_some(), "auth-provider", "auth providers are not allowed: the relay's upstream credential must be static (token, tokenFile or client certificate)"),
+        (u.username.is_some() || u.password.is_some(), "username", "basic authentication is not supported; use a token or a client certificate"),
+        (u.act_as.is_some() || u.as_uid.is_some(), "as", "impersonation in the relay's own credential is not allowed: the relay sets Impersonate-* itself"),
+        (u.as_groups.is_some() || u.as_user_extra.is_some(), "as-groups", "impersonation in the relay's own credential is not allowed: the relay sets Impersonate-* itself"),
+    ];
+    if let Some((_, k, m)) = refused.iter().find(|r| r.0) {
+        return Err(invalid(format!("{uk}.{k}"), (*m).into()));
+    }
+    let material = |base: &str, data_key: &str, data: &Option<String>, path_key: &str, p: &Option<String>| -> Result<Option<Material>, ConfigError> {
+        match (data, p) {
+            (Some(_), Some(_)) => Err(invalid(format!("{base}.{data_key}"), format!("set only one of {data_key} and {path_key}"))),
+            (Some(d), None) => {
+                use base64::Engine as _;
+                let clean: String = d.chars().filter(|ch| !ch.is_ascii_whitespace()).collect();
+                let bytes = base64::engine::general_purpose::STANDARD.decode(clean).map_err(|_| invalid(format!("{base}.{data_key}"), "is not valid base64".into()))?;
+                if bytes.is_empty() {
+                    return Err(invalid(format!("{base}.{data_key}"), "is empty".into()));
+                }
+                Ok(Some(Material::Inline(bytes)))
+            }
+            (None, Some(p)) if p.is_empty() => Err(invalid(format!("{base}.{path_key}"), "is empty; name a file".into())),
+            (None, Some(p)) => {
+                let abs = dir.join(p);
+                check_file(f, &format!("{base}.{path_key}"), &abs)?;
+                Ok(Some(Material::File(abs)))
+            }
+            (None, None) => Ok(None),
+        }
+    };
+    let ca = material(&ck, "certificate-authority-data", &c.certificate_authority_data, "certificate-authority", &c.certificate_authority)?;
+    let inline_token = match u.token.as_deref().map(str::trim) {
+        Some("") => return Err(invalid(format!("{uk}.token"), "is empty".into())),
+        t => t.map(|t| t.to_string()),
+    };
+    let token = match material(&uk, "token", &None, "tokenFile", &u.token_file)? {
+        Some(_) if inline_token.is_some() => return Err(invalid(format!("{uk}.token"), "set only one of token and tokenFile".into())),
+        Some(m) => Some(m),
+        None => inline_token.map(|t| Material::Inline(t.into_bytes())),
+    };
+    let cert = material(&uk, "client-certificate-data", &u.client_certificate_data, "client-certificate", &u.client_certificate)?;
+    let key = material(&uk, "client-key-data", &u.client_key_data, "client-key", &u.client_key)?;
+    let credential = match (token, cert, key) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(invalid(uk, "has both a token and a client certificate; the relay uses exactly one credential".into()))
+        }
+        (Some(t), None, None) => ResolvedCredential::Token(t),
+        (None, Some(cert), Some(key)) => ResolvedCredential::ClientCert { cert, key },
+        (None, Some(_), None) => return Err(invalid(format!("{uk}.client-key"), "is required with client-certificate (or use client-key-data)".into())),
+        (None, None, Some(_)) => return Err(invalid(format!("{uk}.client-certificate"), "is required with client-key (or use client-certificate-data)".into())),
+        (None, None, None) => return Err(invalid(uk, "has no static credential; set token, tokenFile or client-certificate + client-key".into())),
+    };
+    Ok(ResolvedUpstream { server, ca, tls_server_name: c.tls_server_name.clone().filter(|s| !s.is_empty()), credential })
+}

@@ -1,0 +1,67 @@
+//! One request through the relay, in the documented phase order (see [`super`]):
+//! limits → authn → header policy → request info → access → upstream → response.
+//!
+//! Bodies stream both ways as they arrive (hyper bodies are pulled on demand, so a slow reader
+//! slows the writer: backpressure without buffering). Upgrades (exec, attach, port-forward) go
+//! to the API server over HTTP/1.1, and after both sides switch protocols the two connections are
+//! spliced. The relay's upstream credential is never copied into a response.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, Request, Response};
+use hyper::body::Incoming;
+
+use super::{authn, RelayState};
+use crate::kube::request_info;
+use crate::kube::status::Status;
+use crate::pki::CertSubject;
+use crate::proxy::headers;
+use crate::proxy::pass::{pass, PassError};
+use crate::respond::{self, Body};
+
+/// Refuse client headers that would change who the request is for. By prefix, never by list.
+fn refuse_identity_headers(h: &HeaderMap) -> Result<(), Status> {
+    for name in h.keys() {
+        let n = name.as_str();
+        if n.starts_with("impersonate-") || n.starts_with("x-remote-") {
+            return Err(Status::forbidden(format!("the {n} header is refused: impersonation through the hoop-kube relay is not allowed (the relay sets the identity itself)")));
+        }
+    }
+    Ok(())
+}
+
+/// Handle one request; never fails (errors become `Status` responses).
+pub async fn handle(state: Arc<RelayState>, cert: Option<CertSubject>, req: Request<Incoming>) -> Response<Body> {
+    match forward(&state, cert, req).await {
+        Ok(r) => r,
+        Err(s) => respond::status(&s),
+    }
+}
+
+async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Incoming>) -> Result<Response<Body>, Status> {
+    let limits = &state.limits;
+    if headers::header_bytes(req.headers()) > limits.max_header_bytes {
+        return Err(Status::failure(431, "RequestHeaderFieldsTooLarge", format!("request headers are larger than the relay's limit of {} bytes", limits.max_header_bytes)));
+    }
+    let declared = req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
+        return Err(Status::too_large(limits.max_body_bytes));
+    }
+
+    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier).await.map_err(|e| Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")))?;
+    refuse_identity_headers(req.headers())?;
+    let info = request_info::parse_uri(req.method(), req.uri()).map_err(|e| Status::bad_request(format!("invalid request path: {e}")))?;
+    let _admitted = state.access.check(&who, &info)?;
+
+    // The exact bytes that were parsed and admitted are the bytes forwarded.
+    let upstream = &state.upstream;
+    pass(&upstream.hop, req, limits.max_body_bytes, |h| {
+        h.remove(http::header::AUTHORIZATION);
+        upstream.authorize(h, &who)
+    })
+    .await
+    .map_err(|e| match e {
+        PassError::Refused(m) => Status::internal(m),
+        PassError::Hop(e) => Status::unavailable(format!("the Kubernetes API server at {} is unreachable: {e}", upstream.hop.authority())),
+    })
+}
