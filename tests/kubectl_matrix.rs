@@ -7,7 +7,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use common::{Kubectl, Sim};
+use common::{Cluster, Kubectl, Relayed, Sim};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const MANIFESTS: &str = r#"
@@ -94,7 +94,7 @@ fn exec_tty(k: &Kubectl) -> (i32, String) {
         }
     });
     let mut screen = String::new();
-    let mut wait_for = |needle: &str, screen: &mut String| {
+    let wait_for = |needle: &str, screen: &mut String| {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while !screen.contains(needle) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -170,9 +170,8 @@ async fn watch_sees_new_pod(k: &Kubectl) {
     child.kill().await.unwrap();
 }
 
-async fn matrix(minor: &str) {
-    let sim = Sim::start().await;
-    let k = Kubectl::new(minor, &sim);
+async fn matrix(minor: &str, sim: &dyn Cluster) {
+    let k = Kubectl::new(minor, sim);
     let dir = tempfile::tempdir().unwrap();
     let manifests = write(dir.path(), "all.yaml", MANIFESTS);
     let deploy = write(dir.path(), "deploy.json", DEPLOYMENT);
@@ -322,21 +321,49 @@ async fn dispatcher_picks_the_binary_matching_the_server() {
     }
 }
 
+/// What the relay must guarantee on top of the scenario: the cluster saw the person (through
+/// impersonation by the relay's identity), and the relay's credential never reached kubectl.
+async fn relay_guarantees(minor: &str, r: &Relayed) {
+    let ua = format!("kubectl.{minor}/");
+    let seen: Vec<serde_json::Value> = r.requests().into_iter().filter(|e| e["user_agent"].as_str().unwrap_or("").starts_with(&ua)).collect();
+    assert!(seen.len() > 20, "the simulator saw kubectl.{minor}'s requests");
+    for e in &seen {
+        assert_eq!(e["authenticated_user"], "hoop-kube-relay", "upstream authenticated as the relay: {e}");
+        assert_eq!(e["user"], "alice", "upstream impersonated alice: {e}");
+        assert!(e["groups"].as_array().unwrap().iter().any(|g| g == "dev"), "with alice's groups: {e}");
+    }
+    // -v=9 prints every request and response header and body kubectl handles.
+    let k = Kubectl::new(minor, r);
+    let out = k.run(&["get", "pods", "-v=9"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let token = r.relay_token();
+    assert!(!out.stdout.contains(token.trim()) && !out.stderr.contains(token.trim()), "the relay's credential must never reach the client");
+}
+
 macro_rules! versions {
-    ($($name:ident => $minor:literal),* $(,)?) => {$(
+    ($($name:ident, $relayed:ident => $minor:literal),* $(,)?) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            matrix($minor).await;
+            let sim = Sim::start().await;
+            matrix($minor, &sim).await;
+        }
+
+        /// The same scenario through kubectl → forward → relay → simulator.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $relayed() {
+            let r = Relayed::start(&["alice"]).await;
+            matrix($minor, &r).await;
+            relay_guarantees($minor, &r).await;
         }
     )*};
 }
 
 versions! {
-    kubectl_1_27 => "1.27",
-    kubectl_1_28 => "1.28",
-    kubectl_1_29 => "1.29",
-    kubectl_1_30 => "1.30",
-    kubectl_1_31 => "1.31",
-    kubectl_1_32 => "1.32",
-    kubectl_1_33 => "1.33",
+    kubectl_1_27, relayed_kubectl_1_27 => "1.27",
+    kubectl_1_28, relayed_kubectl_1_28 => "1.28",
+    kubectl_1_29, relayed_kubectl_1_29 => "1.29",
+    kubectl_1_30, relayed_kubectl_1_30 => "1.30",
+    kubectl_1_31, relayed_kubectl_1_31 => "1.31",
+    kubectl_1_32, relayed_kubectl_1_32 => "1.32",
+    kubectl_1_33, relayed_kubectl_1_33 => "1.33",
 }

@@ -64,6 +64,62 @@ impl Sim {
     }
 }
 
+/// Something kubectl can be pointed at: the simulator directly, or the whole relayed stack.
+pub trait Cluster {
+    /// The kubeconfig kubectl uses.
+    fn kubeconfig(&self) -> &Path;
+    /// The simulator's request log, parsed.
+    fn requests(&self) -> Vec<serde_json::Value>;
+}
+
+impl Cluster for Sim {
+    fn kubeconfig(&self) -> &Path {
+        Sim::kubeconfig(self)
+    }
+    fn requests(&self) -> Vec<serde_json::Value> {
+        Sim::requests(self)
+    }
+}
+
+/// kubectl → forward → relay → simulator, with tokens from the real oidc-provider test IdP.
+pub struct Relayed {
+    pub stack: hoop_kube::demo::Stack,
+    pub dir: tempfile::TempDir,
+    pub idp: idp::Idp,
+}
+
+impl Relayed {
+    /// The stack for `subject` (an IdP user: alice is in group dev, bob in ops, carol in none).
+    pub async fn start(subjects: &[&str]) -> Relayed {
+        let idp = idp::Idp::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut tokens = std::collections::BTreeMap::new();
+        let mut users = Vec::new();
+        for s in subjects {
+            tokens.insert(s.to_string(), idp.token(s, hoop_kube::demo::AUDIENCE, 3600).await);
+            users.push(hoop_kube::demo::User { subject: s.to_string(), groups: vec![], context: format!("as-{s}") });
+        }
+        let issuer = hoop_kube::demo::Issuer::External { issuer: idp.issuer.clone(), tokens };
+        let stack = hoop_kube::demo::start(dir.path(), &users, issuer, "127.0.0.1:0".parse().unwrap()).await.expect("the relayed stack starts");
+        Relayed { stack, dir, idp }
+    }
+
+    /// The relay's own upstream token (it must never reach a client).
+    pub fn relay_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sim/relay.token")).unwrap()
+    }
+}
+
+impl Cluster for Relayed {
+    fn kubeconfig(&self) -> &Path {
+        &self.stack.kubeconfig
+    }
+    fn requests(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
 /// Output of one kubectl run.
 #[derive(Debug)]
 pub struct Out {
@@ -81,8 +137,8 @@ pub struct Kubectl {
 }
 
 impl Kubectl {
-    pub fn new(minor: &str, sim: &Sim) -> Kubectl {
-        Kubectl { bin: kubectl(minor), kubeconfig: sim.kubeconfig().to_path_buf(), cache: tempfile::tempdir().unwrap(), minor: minor.into() }
+    pub fn new(minor: &str, cluster: &dyn Cluster) -> Kubectl {
+        Kubectl { bin: kubectl(minor), kubeconfig: cluster.kubeconfig().to_path_buf(), cache: tempfile::tempdir().unwrap(), minor: minor.into() }
     }
 
     pub fn cmd(&self, args: &[&str]) -> tokio::process::Command {
