@@ -44,6 +44,15 @@ pub struct RunningRelay {
     pub url: String,
     pub state: Arc<RelayState>,
     pub task: tokio::task::JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl RunningRelay {
+    /// Stop at once: close the listener and every open connection.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
 }
 
 fn read_text(m: &Material, what: &str) -> Result<String, BootError> {
@@ -108,6 +117,7 @@ pub async fn start(cfg: &RelayConfig) -> Result<RunningRelay, BootError> {
     let (state, tls) = self::state(cfg).await?;
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| BootError::Bind { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| BootError::Bind { addr: cfg.listen, source })?;
-    let task = tokio::spawn(serve(listener, Arc::new(tls), state.clone()));
-    Ok(RunningRelay { addr, url: format!("https://{addr}"), state, task })
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(serve(listener, Arc::new(tls), state.clone(), stop_rx));
+    Ok(RunningRelay { addr, url: format!("https://{addr}"), state, task, stop })
 }

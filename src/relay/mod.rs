@@ -56,11 +56,17 @@ pub struct RelayState {
 }
 
 /// Accept mutual-TLS connections and serve each with hyper (HTTP/2 or HTTP/1.1 by ALPN,
-/// upgrades enabled).
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<RelayState>) {
+/// upgrades enabled), until `stop` turns true: then the listener and every open connection
+/// (watches, logs) are closed at once, as a crash or a restart would close them.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<RelayState>, stop: tokio::sync::watch::Receiver<bool>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut stop_accept = stop.clone();
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop_accept.wait_for(|s| *s) => return,
+        };
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -68,6 +74,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
                 continue;
             }
         };
+        let mut stop_conn = stop.clone();
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
@@ -89,8 +96,13 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
             // Generous transport limits; the relay's own limits answer with a Status first.
             builder.http1().max_buf_size(1024 * 1024);
             builder.http2().max_header_list_size(1024 * 1024);
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                r = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc) => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = stop_conn.wait_for(|s| *s) => {}
             }
         });
     }

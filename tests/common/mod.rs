@@ -216,14 +216,34 @@ pub fn tls_client(sim: &Sim, client_cert: Option<(&str, &str)>, alpn: &[&[u8]]) 
 
 /// Send raw request bytes over TLS (HTTP/1.1, `Connection: close`) and read the whole answer.
 pub async fn raw_request(sim: &Sim, cfg: std::sync::Arc<rustls::ClientConfig>, request: &[u8]) -> RawResponse {
+    raw_request_to(sim.running.addr, cfg, request).await.expect("TLS handshake with the simulator")
+}
+
+/// Like [`raw_request`] against any TLS server; `Err` when the TLS handshake (or the first read
+/// after it, where TLS 1.3 reports a refused client certificate) fails.
+pub async fn raw_request_to(addr: std::net::SocketAddr, cfg: std::sync::Arc<rustls::ClientConfig>, request: &[u8]) -> Result<RawResponse, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(sim.running.addr).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.unwrap();
-    tls.write_all(request).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    // Write and read at once: a server may answer (413, 431) before it has read the whole body.
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let body = request.to_vec();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(&body).await;
+        wr
+    });
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), tls.read_to_end(&mut buf)).await.expect("response within 20 s");
-    parse_response(&buf)
+    let read = tokio::time::timeout(Duration::from_secs(20), rd.read_to_end(&mut buf)).await.expect("response within 20 s");
+    writer.abort();
+    match read {
+        Err(e) if buf.is_empty() => return Err(e.to_string()),
+        _ => {}
+    }
+    if buf.is_empty() {
+        return Err("connection closed without a response".into());
+    }
+    Ok(parse_response(&buf))
 }
 
 fn parse_response(buf: &[u8]) -> RawResponse {
