@@ -160,6 +160,17 @@ async fn identity_headers_path_tricks_and_sizes_are_refused() {
     let r = bed.send(Some(&alice), request("POST", "/api/v1/namespaces/default/configmaps", Some(&token), &[("Content-Type", "application/json")], &body)).await.unwrap();
     assert_status(&r, 413, "RequestEntityTooLarge", "limit is");
     assert_eq!(bed.upstream_count(), before, "nothing refused reached the cluster");
+    // The same body chunked, with no Content-Length to refuse it up front.
+    let mut chunked = b"POST /api/v1/namespaces/default/configmaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n".to_vec();
+    chunked.extend_from_slice(format!("Authorization: Bearer {token}\r\n\r\n").as_bytes());
+    for _ in 0..64 {
+        chunked.extend_from_slice(format!("{:x}\r\n", 64 * 1024).as_bytes());
+        chunked.extend_from_slice(&vec![b' '; 64 * 1024]);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let r = bed.send(Some(&alice), chunked).await.unwrap();
+    assert_status(&r, 413, "RequestEntityTooLarge", "limit is");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, hop: Arc<N
                             "hoop-kube forward: the relay at {} is unreachable ({e}); check that the relay is running and reachable, then retry",
                             hop.authority()
                         ))),
+                        Err(PassError::BodyTooLarge(n)) => respond::status(&Status::too_large(n)),
                         Err(e) => respond::status(&Status::bad_request(e.to_string())),
                     };
                     Ok::<_, Infallible>(resp)

@@ -5,6 +5,9 @@
 //! byte; hop-by-hop headers stay behind; the request body is capped at `max_body` bytes while it
 //! streams.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
@@ -27,13 +30,26 @@ pub async fn pass(hop: &NextHop, mut req: Request<Incoming>, max_body: usize, ed
     headers::strip_hop_by_hop(&mut out_headers, upgrade);
     out_headers.remove(http::header::HOST);
     edit(&mut out_headers).map_err(PassError::Refused)?;
-    let out_body: OutBody = Limited::new(body, max_body).map_err(|e: BoxError| e).boxed();
+    let too_large = Arc::new(AtomicBool::new(false));
+    let flag = too_large.clone();
+    let out_body: OutBody = Limited::new(body, max_body)
+        .map_err(move |e: BoxError| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                flag.store(true, Ordering::Relaxed);
+            }
+            e
+        })
+        .boxed();
     let mut out = Request::builder().method(parts.method).uri(uri).version(http::Version::HTTP_11);
     if let Some(h) = out.headers_mut() {
         *h = out_headers;
     }
     let out = out.body(out_body).map_err(|e| PassError::Refused(e.to_string()))?;
-    let mut resp = hop.send(out, upgrade).await?;
+    let mut resp = match hop.send(out, upgrade).await {
+        Ok(r) => r,
+        Err(_) if too_large.load(Ordering::Relaxed) => return Err(PassError::BodyTooLarge(max_body)),
+        Err(e) => return Err(e.into()),
+    };
 
     if let (Some(client_up), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
         let upstream_up = hyper::upgrade::on(&mut resp);
@@ -63,6 +79,10 @@ pub enum PassError {
     /// The request could not be built or the caller's edit refused it.
     #[error("{0}")]
     Refused(String),
+    /// The request body (sent without a `Content-Length` that could be refused up front) grew
+    /// past the limit while streaming.
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// The next hop could not be reached or failed mid-request.
     #[error(transparent)]
     Hop(#[from] HopError),

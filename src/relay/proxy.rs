@@ -48,7 +48,11 @@ async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Inc
         return Err(Status::too_large(limits.max_body_bytes));
     }
 
-    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier).await.map_err(|e| Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")))?;
+    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier).await.map_err(|e| match &e {
+        // The issuer's keys cannot be fetched: not the client's fault, and it should retry.
+        authn::Unauthenticated::BadToken(t) if t.is_unavailable() => Status::unavailable(format!("cannot verify tokens right now: {t}; retry shortly")),
+        _ => Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")),
+    })?;
     refuse_identity_headers(req.headers())?;
     let info = request_info::parse_uri(req.method(), req.uri()).map_err(|e| Status::bad_request(format!("invalid request path: {e}")))?;
     let _admitted = state.access.check(&who, &info)?;
@@ -62,6 +66,7 @@ async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Inc
     .await
     .map_err(|e| match e {
         PassError::Refused(m) => Status::internal(m),
+        PassError::BodyTooLarge(n) => Status::too_large(n),
         PassError::Hop(e) => Status::unavailable(format!("the Kubernetes API server at {} is unreachable: {e}", upstream.hop.authority())),
     })
 }
