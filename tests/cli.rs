@@ -99,3 +99,62 @@ fn sim_reports_a_busy_port_in_one_line() {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains("cannot listen on") && err.contains("--listen"), "{err}");
 }
+
+#[test]
+fn relay_check_summarises_or_names_the_offending_key() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["server.crt", "server.key", "ca.crt", "token", "sim-ca.crt"] {
+        std::fs::write(dir.path().join(f), "x").unwrap();
+    }
+    let good = "listen: 127.0.0.1:8443\ntls: {cert: server.crt, key: server.key, client_ca: ca.crt}\nupstream: {server: \"https://127.0.0.1:6443\", ca: sim-ca.crt, token_file: token}\noidc: {issuer: \"https://idp.example.com\", audiences: [hoop-kube]}\naccess: {groups: [dev]}\n";
+    let cfg = dir.path().join("relay.yaml");
+    std::fs::write(&cfg, good).unwrap();
+    let out = Command::new(BIN).args(["relay", "check", "--config"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("127.0.0.1:8443") && text.contains("https://idp.example.com"), "{text}");
+
+    for (bad, key) in [
+        (good.replace("listen:", "lisen:"), "lisen"),
+        (good.replace("[hoop-kube]", "[]"), "oidc.audiences"),
+        (good.replace("audiences: [hoop-kube]", "audiences: [hoop-kube], algorithms: [RS256, none]"), "oidc.algorithms[1]"),
+        (good.replace("token_file: token", "token_file: missing"), "upstream.token_file"),
+    ] {
+        std::fs::write(&cfg, bad).unwrap();
+        let out = Command::new(BIN).args(["relay", "check", "--config"]).arg(&cfg).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.contains("relay.yaml") && err.contains(key), "names the file and {key}: {err}");
+    }
+}
+
+/// `hoop-kube demo` started by hand, then the commands README tells a newcomer to try.
+#[test]
+fn demo_serves_kubectl_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN).args(["demo", "--dir"]).arg(dir.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("hoop-kube demo is running"), "{first}");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let cache = tempfile::tempdir().unwrap();
+    let k = |args: &[&str]| {
+        Command::new(common::kubectl("1.33")).arg("--kubeconfig").arg(&kubeconfig).arg("--cache-dir").arg(cache.path()).env("HOME", cache.path()).args(args).output().unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let o = k(args);
+        assert!(o.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    assert!(ok(&["--context", "demo-alice", "get", "namespaces"]).contains("kube-system"));
+    ok(&["--context", "demo-alice", "get", "pods", "-A"]);
+    ok(&["--context", "demo-alice", "run", "web", "--image=nginx", "--", "sh", "-c", "echo tick 1; sleep 1; echo tick 2"]);
+    assert_eq!(ok(&["--context", "demo-alice", "logs", "-f", "web"]), "tick 1\ntick 2\n");
+    assert_eq!(ok(&["--context", "demo-alice", "exec", "web", "--", "echo", "through-the-relay"]), "through-the-relay\n");
+    assert!(ok(&["--context", "demo-agent", "get", "pods"]).contains("web"));
+    let log = std::fs::read_to_string(dir.path().join("sim/requests.jsonl")).unwrap();
+    assert!(log.contains("\"user\":\"alice\"") && log.contains("\"user\":\"agent-bot\""), "the cluster saw both demo users");
+    let _ = child.kill();
+    let _ = child.wait();
+}
