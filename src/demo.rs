@@ -129,7 +129,7 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
     let relay = boot::start(&cfg).await?;
 
     let mut forwarders = BTreeMap::new();
-    let mut kube = json!({"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": [], "preferences": {}});
+    let (mut clusters, mut kube_users, mut contexts) = (Vec::new(), Vec::new(), Vec::new());
     for u in users {
         let leaf = ca.subject_cert(&u.subject, 12)?;
         write(&dir.join(format!("users/{}.crt", u.subject)), &leaf.cert_pem, false)?;
@@ -145,11 +145,12 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
         let token = tokens.get(&u.subject).cloned().unwrap_or_default();
         let ca_data = base64::engine::general_purpose::STANDARD.encode(&fwd.ca_pem);
         let name = &u.context;
-        kube["clusters"].as_array_mut().map(|a| a.push(json!({"name": name, "cluster": {"server": fwd.url, "certificate-authority-data": ca_data}})));
-        kube["users"].as_array_mut().map(|a| a.push(json!({"name": name, "user": {"token": token}})));
-        kube["contexts"].as_array_mut().map(|a| a.push(json!({"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}})));
+        clusters.push(json!({"name": name, "cluster": {"server": fwd.url, "certificate-authority-data": ca_data}}));
+        kube_users.push(json!({"name": name, "user": {"token": token}}));
+        contexts.push(json!({"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}));
         forwarders.insert(u.subject.clone(), fwd);
     }
+    let mut kube = json!({"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": kube_users, "contexts": contexts, "preferences": {}});
     if let Some(first) = users.first() {
         kube["current-context"] = json!(first.context);
     }
