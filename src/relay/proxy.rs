@@ -32,10 +32,18 @@ fn refuse_identity_headers(h: &HeaderMap) -> Result<(), Status> {
 
 /// Handle one request; never fails (errors become `Status` responses).
 pub async fn handle(state: Arc<RelayState>, cert: Option<CertSubject>, req: Request<Incoming>) -> Response<Body> {
-    match forward(&state, cert, req).await {
+    let started = std::time::Instant::now();
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let subject = cert.as_ref().map(|c| c.subject.clone()).unwrap_or_default();
+    let resp = match forward(&state, cert, req).await {
         Ok(r) => r,
-        Err(s) => respond::status(&s),
-    }
+        Err(s) => {
+            tracing::info!(%subject, %method, %path, code = s.code, reason = %s.reason, "refused");
+            return respond::status(&s);
+        }
+    };
+    tracing::debug!(%subject, %method, %path, code = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "forwarded");
+    resp
 }
 
 async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Incoming>) -> Result<Response<Body>, Status> {
