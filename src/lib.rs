@@ -22,6 +22,7 @@ pub mod cli;
 pub mod demo;
 pub mod forward;
 pub mod kube;
+pub mod login;
 pub mod pki;
 pub mod proxy;
 pub mod relay;
