@@ -98,7 +98,7 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
     settings.username_prefix = o.username_prefix.clone();
     settings.groups_claim = o.groups_claim.clone();
     settings.groups_prefix = o.groups_prefix.clone();
-    settings.algorithms = o.algorithms.iter().filter_map(|a| oidc::Algorithm::from_name(a.name())).collect();
+    settings.algorithms = o.algorithms.clone();
     settings.leeway = std::time::Duration::from_secs(o.leeway_seconds);
     settings.ca_pem = o.ca.as_ref().map(|p| read_file(p, "oidc.ca").map(String::into_bytes)).transpose()?;
     let verifier = Verifier::discover(settings).await?;

@@ -21,7 +21,9 @@ pub mod access;
 pub mod authn;
 pub mod boot;
 pub mod config;
+
 pub mod dev_issuer;
+pub mod kubeconfig;
 pub mod oidc;
 pub mod proxy;
 pub mod upstream;

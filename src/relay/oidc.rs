@@ -104,7 +104,26 @@ impl fmt::Display for Algorithm {
 
 impl FromStr for Algorithm {
     type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> { Self::from_name(s).ok_or_else(|| format!("unsupported signing algorithm {s:?}")) }
+    /// Parse a JOSE name; the error says why `none` and HMAC can never be allowed, and catches
+    /// wrong case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(a) = Self::from_name(s) {
+            return Ok(a);
+        }
+        let allowed = Self::ALL.map(Algorithm::name).join(", ");
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Err(format!("{s:?} is never allowed: it accepts unsigned tokens; allowed: {allowed}"));
+        }
+        if s.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("HS")) {
+            return Err(format!(
+                "{s:?} is never allowed: HMAC needs a secret shared with the issuer, and anyone holding it can mint tokens; use an asymmetric algorithm ({allowed})"
+            ));
+        }
+        if let Some(a) = Self::ALL.iter().find(|a| a.name().eq_ignore_ascii_case(s)) {
+            return Err(format!("{s:?} is not an algorithm name (names are case-sensitive); did you mean {:?}?", a.name()));
+        }
+        Err(format!("{s:?} is not supported; allowed: {allowed}"))
+    }
 }
 
 /// How to reach and trust one OIDC issuer, and how to map its claims to a Kubernetes identity.
