@@ -107,7 +107,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, hop: Arc<N
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024);
+            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
             let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
         });
     }

@@ -11,3 +11,8 @@ pub mod client;
 pub mod headers;
 pub mod pass;
 pub mod splice;
+
+/// Concurrent HTTP/2 streams a hoop-kube server allows per connection. Watches and `logs -f` are
+/// long-lived streams, and the forwarder and relay multiplex many of them over one connection,
+/// so hyper's default of 200 would stall the 201st watch.
+pub const MAX_CONCURRENT_STREAMS: u32 = 10_000;

@@ -6,7 +6,11 @@
 //! The only way to build an [`Authenticated`] is [`authenticate`], so later stages cannot run on
 //! an unauthenticated request.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use http::HeaderMap;
+use sha2::{Digest, Sha256};
 
 use super::oidc::{AuthnError, Identity, Verifier};
 use crate::pki::CertSubject;
@@ -61,11 +65,46 @@ fn bearer(headers: &HeaderMap) -> Result<&str, Unauthenticated> {
     Ok(token.trim())
 }
 
+/// Tokens that verified, by SHA-256, until they expire. kubectl sends the same token with every
+/// request for minutes, and a signature check is most of the relay's CPU per request; a hit
+/// skips only the signature and claim checks, never the certificate comparison. Only verified
+/// tokens enter, so it cannot be filled by garbage; when full it is simply emptied.
+#[derive(Default)]
+pub struct TokenCache {
+    map: Mutex<HashMap<[u8; 32], Identity>>,
+}
+
+/// Entries kept at most.
+const CACHE_MAX: usize = 10_000;
+
+impl TokenCache {
+    fn get(&self, key: &[u8; 32]) -> Option<Identity> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|id| id.expires_at > chrono::Utc::now()).cloned()
+    }
+
+    fn put(&self, key: [u8; 32], id: Identity) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX {
+            map.clear();
+        }
+        map.insert(key, id);
+    }
+}
+
 /// Verify both proofs.
-pub async fn authenticate(headers: &HeaderMap, cert: Option<&CertSubject>, verifier: &Verifier) -> Result<Authenticated, Unauthenticated> {
+pub async fn authenticate(headers: &HeaderMap, cert: Option<&CertSubject>, verifier: &Verifier, cache: &TokenCache) -> Result<Authenticated, Unauthenticated> {
     let cert = cert.ok_or(Unauthenticated::NoCertSubject)?;
     let token = bearer(headers)?;
-    let identity = verifier.verify(token).await?;
+    let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let identity = match cache.get(&key) {
+        Some(id) => id,
+        None => {
+            let id = verifier.verify(token).await?;
+            cache.put(key, id.clone());
+            id
+        }
+    };
     if identity.subject != cert.subject {
         return Err(Unauthenticated::SubjectMismatch { cert: cert.subject.clone(), token: identity.subject.clone() });
     }

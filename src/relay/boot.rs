@@ -105,6 +105,7 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
 
     let state = RelayState {
         verifier,
+        tokens: Default::default(),
         access: Access { subjects: cfg.access.subjects.clone(), groups: cfg.access.groups.clone() },
         upstream: Upstream { hop, auth, impersonate: cfg.impersonation },
         limits: Limits { max_header_bytes: cfg.limits.max_header_bytes, max_body_bytes: cfg.limits.max_body_bytes },

@@ -52,6 +52,7 @@ impl Default for Limits {
 /// Everything a request needs, shared by all connections.
 pub struct RelayState {
     pub verifier: oidc::Verifier,
+    pub tokens: authn::TokenCache,
     pub access: access::Access,
     pub upstream: upstream::Upstream,
     pub limits: Limits,
@@ -97,7 +98,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // Generous transport limits; the relay's own limits answer with a Status first.
             builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024);
+            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
             tokio::select! {
                 r = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc) => {
                     if let Err(e) = r {

@@ -56,7 +56,7 @@ async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Inc
         return Err(Status::too_large(limits.max_body_bytes));
     }
 
-    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier).await.map_err(|e| match &e {
+    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier, &state.tokens).await.map_err(|e| match &e {
         // The issuer's keys cannot be fetched: not the client's fault, and it should retry.
         authn::Unauthenticated::BadToken(t) if t.is_unavailable() => Status::unavailable(format!("cannot verify tokens right now: {t}; retry shortly")),
         _ => Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")),

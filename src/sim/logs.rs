@@ -10,6 +10,9 @@ use crate::respond::{self, Body};
 use super::server::Ctx;
 use crate::kube::status::{Status, Target};
 
+/// Largest chunk a log stream sends at once.
+const CHUNK: usize = 64 * 1024;
+
 fn number(ctx: &Ctx, key: &str) -> Result<Option<i64>, Status> {
     ctx.query(key).map(|v| v.parse::<i64>().map_err(|_| Status::bad_request(format!("{key}: Invalid value: \"{v}\"")))).transpose()
 }
@@ -79,11 +82,25 @@ pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
             sent += b.len();
             Some(b)
         };
+        // Lines already written go out in chunks of up to 64 KiB, as a kubelet streams a log
+        // file, not one frame per line.
+        let mut chunk = BytesMut::new();
+        let mut limited = false;
         for l in &lines {
-            let Some(b) = emit(l) else { return };
-            if tx.send(b).await.is_err() {
+            let Some(b) = emit(l) else {
+                limited = true;
+                break;
+            };
+            chunk.extend_from_slice(&b);
+            if chunk.len() >= CHUNK && tx.send(chunk.split().freeze()).await.is_err() {
                 return;
             }
+        }
+        if !chunk.is_empty() && tx.send(chunk.split().freeze()).await.is_err() {
+            return;
+        }
+        if limited {
+            return;
         }
         if !follow {
             return;
@@ -93,11 +110,23 @@ pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
             if count > next {
                 let new = log.since(next);
                 next += new.len();
+                let mut chunk = BytesMut::new();
+                let mut limited = false;
                 for l in &new {
-                    let Some(b) = emit(l) else { return };
-                    if tx.send(b).await.is_err() {
+                    let Some(b) = emit(l) else {
+                        limited = true;
+                        break;
+                    };
+                    chunk.extend_from_slice(&b);
+                    if chunk.len() >= CHUNK && tx.send(chunk.split().freeze()).await.is_err() {
                         return;
                     }
+                }
+                if !chunk.is_empty() && tx.send(chunk.freeze()).await.is_err() {
+                    return;
+                }
+                if limited {
+                    return;
                 }
                 continue;
             }

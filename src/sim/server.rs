@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let state = state.clone();
         tokio::spawn(async move {
@@ -64,7 +65,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state:
             });
             let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024);
+            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
             if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
