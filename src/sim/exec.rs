@@ -306,13 +306,20 @@ where
             }
         }
     });
+    let mut wrote = false;
     while let Some((ch, data)) = out.recv().await {
+        wrote = true;
         if sink.send(encode(ch, &data)).await.is_err() {
             reader.abort();
             return;
         }
     }
     let code = done.await.unwrap_or(1);
+    if wrote {
+        // client-go's WebSocket executor (seen with kubectl 1.30) can stop copying stdout once
+        // the status arrives; a kubelet's status never follows its output this closely.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = sink.send(encode(ws::ERROR, &exit_status(code))).await;
     let _ = sink.send(Message::Close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }))).await;
     // Let the client read the close and answer it, then drop the connection.
