@@ -205,20 +205,7 @@ pub fn cert_subject(cert: &CertificateDer<'_>) -> Option<CertSubject> {
         }
     }
     let enc = found?;
-    let mut out = Vec::new();
-    let b = enc.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    let subject = String::from_utf8(out).ok()?;
+    let subject = crate::kube::path_unescape(&enc)?;
     if subject.is_empty() || subject_uri(&subject) != format!("{SUBJECT_URI_PREFIX}{enc}") {
         return None;
     }

@@ -9,6 +9,7 @@
 pub mod media;
 pub mod protobuf;
 mod query;
+pub use query::path_unescape;
 pub mod request_info;
 pub mod status;
 pub mod wire;

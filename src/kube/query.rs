@@ -107,6 +107,24 @@ fn query_unescape(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Go's `url.PathUnescape`: `%XX` escapes decoded, `+` kept as is; `None` for a malformed escape or
+/// a result that is not UTF-8 (used for `Impersonate-Extra-` keys and certificate subject URIs).
+pub fn path_unescape(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            out.push(hex_pair(bytes, i + 1)?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 pub(super) fn hex_pair(bytes: &[u8], at: usize) -> Option<u8> {
     let hi = char::from(*bytes.get(at)?).to_digit(16)?;
     let lo = char::from(*bytes.get(at + 1)?).to_digit(16)?;

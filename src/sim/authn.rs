@@ -99,7 +99,7 @@ pub fn impersonate(actor: User, headers: &HeaderMap, ids: &Identities) -> Result
             "impersonate-uid" => uid = Some(v),
             _ => match n.strip_prefix("impersonate-extra-") {
                 Some(key) if !key.is_empty() => {
-                    let key = percent_decode(key).ok_or_else(|| Status::bad_request(format!("invalid {n} header name")))?;
+                    let key = crate::kube::path_unescape(key).ok_or_else(|| Status::bad_request(format!("invalid {n} header name")))?;
                     extra.entry(key).or_default().push(v);
                 }
                 _ => return Err(Status::bad_request(format!("unknown impersonation header {n}"))),
@@ -123,23 +123,6 @@ pub fn impersonate(actor: User, headers: &HeaderMap, ids: &Identities) -> Result
         }
     }
     Ok(User { name, groups, uid, extra })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

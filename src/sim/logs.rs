@@ -28,6 +28,42 @@ fn render(line: &LogLine, timestamps: bool) -> Bytes {
     b.freeze()
 }
 
+/// Writes log lines to the response in chunks of up to [`CHUNK`] bytes (as a kubelet streams a
+/// log file, not one frame per line), honouring `limitBytes`.
+struct LogWriter {
+    tx: mpsc::Sender<Bytes>,
+    sent: usize,
+    limit: Option<usize>,
+    timestamps: bool,
+}
+
+impl LogWriter {
+    /// Send `lines`; `false` when the stream must end (limit reached or client gone).
+    async fn send(&mut self, lines: &[LogLine]) -> bool {
+        let mut chunk = BytesMut::new();
+        let mut more = true;
+        for l in lines {
+            let mut b = render(l, self.timestamps);
+            if let Some(limit) = self.limit {
+                if self.sent >= limit {
+                    more = false;
+                    break;
+                }
+                b.truncate(limit - self.sent);
+            }
+            self.sent += b.len();
+            chunk.extend_from_slice(&b);
+            if chunk.len() >= CHUNK && self.tx.send(chunk.split().freeze()).await.is_err() {
+                return false;
+            }
+        }
+        if !chunk.is_empty() && self.tx.send(chunk.freeze()).await.is_err() {
+            return false;
+        }
+        more && self.limit.is_none_or(|l| self.sent < l)
+    }
+}
+
 /// Serve a log request.
 pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
     if ctx.info.verb != "get" {
@@ -70,39 +106,8 @@ pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
     }
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let mut sent = 0usize;
-        let mut emit = |l: &LogLine| -> Option<Bytes> {
-            let mut b = render(l, timestamps);
-            if let Some(limit) = limit {
-                if sent >= limit {
-                    return None;
-                }
-                b.truncate(limit - sent);
-            }
-            sent += b.len();
-            Some(b)
-        };
-        // Lines already written go out in chunks of up to 64 KiB, as a kubelet streams a log
-        // file, not one frame per line.
-        let mut chunk = BytesMut::new();
-        let mut limited = false;
-        for l in &lines {
-            let Some(b) = emit(l) else {
-                limited = true;
-                break;
-            };
-            chunk.extend_from_slice(&b);
-            if chunk.len() >= CHUNK && tx.send(chunk.split().freeze()).await.is_err() {
-                return;
-            }
-        }
-        if !chunk.is_empty() && tx.send(chunk.split().freeze()).await.is_err() {
-            return;
-        }
-        if limited {
-            return;
-        }
-        if !follow {
+        let mut out = LogWriter { tx, sent: 0, limit, timestamps };
+        if !out.send(&lines).await || !follow {
             return;
         }
         loop {
@@ -110,22 +115,7 @@ pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
             if count > next {
                 let new = log.since(next);
                 next += new.len();
-                let mut chunk = BytesMut::new();
-                let mut limited = false;
-                for l in &new {
-                    let Some(b) = emit(l) else {
-                        limited = true;
-                        break;
-                    };
-                    chunk.extend_from_slice(&b);
-                    if chunk.len() >= CHUNK && tx.send(chunk.split().freeze()).await.is_err() {
-                        return;
-                    }
-                }
-                if !chunk.is_empty() && tx.send(chunk.freeze()).await.is_err() {
-                    return;
-                }
-                if limited {
+                if !out.send(&new).await {
                     return;
                 }
                 continue;
@@ -135,7 +125,7 @@ pub fn handle(ctx: &Ctx) -> Result<Response<Body>, Status> {
             }
             tokio::select! {
                 r = progress.changed() => if r.is_err() { return },
-                _ = tx.closed() => return,
+                _ = out.tx.closed() => return,
             }
         }
     });
