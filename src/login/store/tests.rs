@@ -3,8 +3,12 @@
 //! failures) the tests choose. `tests/keyring_store.rs` runs the same API against the real kernel
 //! keyring and Secret Service.
 
+use super::chunks::{decode_manifest, Gen, Kind, Manifest, INLINE_SLACK};
 use super::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex as StdMutex;
 
 /// An in-memory keyring: a flat map of items, with an item size limit that it enforces (like
 /// the kernel keyring's 32767 bytes) and an optional failure after a number of writes.

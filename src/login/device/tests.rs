@@ -2,14 +2,23 @@
 //! sockets) and a fake clock (no waiting). The real-IdP tests are in `tests/login_device.rs`.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::Algorithm;
+use openidconnect::{http, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::flow::{poll_with, refresh_with, scope_list, start_with, Clock};
+use super::http::Transport;
+use super::id_token::{verify_with_keys, IdClaims, KeyLookup};
+use super::provider::{check_url, RawIdToken};
 use super::*;
 
 const ISSUER: &str = "https://idp.test";
