@@ -62,8 +62,6 @@ pub const DEFAULT_FORWARD_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAd
 
 /// Largest profile file read.
 const MAX_PROFILE_LEN: u64 = 64 * 1024;
-/// Longest profile name (the secret store's limit).
-const MAX_NAME_LEN: usize = 64;
 /// Longest client id or scope.
 const MAX_TOKEN_LEN: usize = 256;
 /// Most extra scopes.
@@ -324,7 +322,7 @@ impl Profile {
             let Some(name) = file_name.strip_suffix(".json") else {
                 continue;
             };
-            if check_ident(name).is_err() {
+            if super::store::check_ident(name).is_err() {
                 continue;
             }
             if entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
@@ -440,29 +438,10 @@ pub fn profiles_dir() -> Result<PathBuf, ProfileError> {
 /// Checks a profile name against the secret store's rules: 1–64 characters of
 /// `[A-Za-z0-9._-]`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<(), ProfileError> {
-    check_ident(name).map_err(|reason| ProfileError::InvalidName {
+    super::store::check_ident(name).map_err(|reason| ProfileError::InvalidName {
         name: clip(name),
         reason,
     })
-}
-
-fn check_ident(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() {
-        return Err("it is empty");
-    }
-    if s.len() > MAX_NAME_LEN {
-        return Err("it is longer than 64 characters");
-    }
-    if !s.as_bytes()[0].is_ascii_alphanumeric() {
-        return Err("it must start with a letter or digit");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return Err("only letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
 }
 
 fn check_relay_url(s: &str) -> Result<(), String> {

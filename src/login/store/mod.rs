@@ -415,7 +415,9 @@ pub fn default_file_dir() -> Result<PathBuf, StoreError> {
 // ---------------------------------------------------------------------------------------------
 // Names
 
-fn check_ident(s: &str) -> Result<(), &'static str> {
+/// The name rules shared by store profiles and login profiles: 1–64 characters of
+/// `[A-Za-z0-9._-]`, starting with a letter or digit. `Err` says which rule failed.
+pub(in crate::login) fn check_ident(s: &str) -> Result<(), &'static str> {
     if s.is_empty() {
         return Err("it is empty");
     }
