@@ -9,12 +9,10 @@
 
 pub mod local_ca;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::kube::status::Status;
@@ -79,36 +77,19 @@ pub async fn start(cfg: ForwardConfig) -> Result<Forwarding, ForwardError> {
 }
 
 async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, hop: Arc<NextHop>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+    let handle = move |_: Arc<()>, req| {
         let hop = hop.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else { return };
-            let svc = hyper::service::service_fn(move |req| {
-                let hop = hop.clone();
-                async move {
-                    let resp = match pass(&hop, req, MAX_BODY, |_| Ok(())).await {
-                        Ok(r) => r,
-                        Err(PassError::Hop(e)) => respond::status(&Status::unavailable(format!(
-                            "hoop-kube forward: the relay at {} is unreachable ({e}); check that the relay is running and reachable, then retry",
-                            hop.authority()
-                        ))),
-                        Err(PassError::BodyTooLarge(n)) => respond::status(&Status::too_large(n)),
-                        Err(e) => respond::status(&Status::bad_request(e.to_string())),
-                    };
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
-            let _ = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await;
-        });
-    }
+        async move {
+            match pass(&hop, req, MAX_BODY, |_| Ok(())).await {
+                Ok(r) => r,
+                Err(PassError::Hop(e)) => respond::status(&Status::unavailable(format!(
+                    "hoop-kube forward: the relay at {} is unreachable ({e}); check that the relay is running and reachable, then retry",
+                    hop.authority()
+                ))),
+                Err(PassError::BodyTooLarge(n)) => respond::status(&Status::too_large(n)),
+                Err(e) => respond::status(&Status::bad_request(e.to_string())),
+            }
+        }
+    };
+    crate::proxy::serve::serve_tls(listener, tls, crate::proxy::serve::never_stop(), |_: &rustls::ServerConnection| (), handle).await
 }

@@ -5,11 +5,12 @@
 //! upgrades (WebSocket, SPDY) spliced both ways. [`client`] dials the next hop over TLS (a pooled
 //! HTTP/2 client for ordinary calls, HTTP/1.1 for upgrades), [`headers`] decides which headers
 //! cross a hop, [`pass`] forwards one request and streams its answer back, [`splice`] joins two
-//! upgraded connections.
+//! upgraded connections, and [`serve`] is the TLS accept loop every hoop-kube server uses.
 
 pub mod client;
 pub mod headers;
 pub mod pass;
+pub mod serve;
 pub mod splice;
 
 /// Concurrent HTTP/2 streams a hoop-kube server allows per connection. Watches and `logs -f` are

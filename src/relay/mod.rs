@@ -28,10 +28,8 @@ pub mod oidc;
 pub mod proxy;
 pub mod upstream;
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::pki::cert_subject;
@@ -62,51 +60,7 @@ pub struct RelayState {
 /// upgrades enabled), until `stop` turns true: then the listener and every open connection
 /// (watches, logs) are closed at once, as a crash or a restart would close them.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<RelayState>, stop: tokio::sync::watch::Receiver<bool>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut stop_accept = stop.clone();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop_accept.wait_for(|s| *s) => return,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let mut stop_conn = stop.clone();
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "TLS handshake refused");
-                    return;
-                }
-            };
-            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(cert_subject);
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                let cert = cert.clone();
-                async move { Ok::<_, Infallible>(proxy::handle(state, cert, req).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            // Generous transport limits; the relay's own limits answer with a Status first.
-            builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
-            tokio::select! {
-                r = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc) => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = stop_conn.wait_for(|s| *s) => {}
-            }
-        });
-    }
+    let connect = |session: &rustls::ServerConnection| session.peer_certificates().and_then(|c| c.first()).and_then(cert_subject);
+    let handle = move |cert: Arc<Option<crate::pki::CertSubject>>, req| proxy::handle(state.clone(), (*cert).clone(), req);
+    crate::proxy::serve::serve_tls(listener, tls, stop, connect, handle).await
 }

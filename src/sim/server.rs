@@ -5,13 +5,11 @@
 //! authenticate → impersonate → parse the path with the shared request-info parser (hostile
 //! paths are a 400 `Status`) → route. Every request leaves one line in the request log.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use super::request_log::Entry;
@@ -31,46 +29,15 @@ pub struct ConnInfo {
     pub cert_identity: Option<(String, Vec<String>)>,
 }
 
-/// The accept loop.
+/// The accept loop: the shared TLS server, with each connection's ALPN and client certificate
+/// identity read once.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<SimState>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let (_, session) = tls.get_ref();
-            let alpn = if session.alpn_protocol() == Some(b"h2") { "h2" } else { "http/1.1" };
-            let cert_identity = session.peer_certificates().and_then(|c| c.first()).and_then(crate::pki::client_identity);
-            let conn = Arc::new(ConnInfo { alpn, cert_identity });
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                let conn = conn.clone();
-                async move { Ok::<_, Infallible>(handle(state, conn, req).await) }
-            });
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().max_buf_size(1024 * 1024);
-            builder.http2().max_header_list_size(1024 * 1024).max_concurrent_streams(crate::proxy::MAX_CONCURRENT_STREAMS);
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
+    let connect = |session: &rustls::ServerConnection| ConnInfo {
+        alpn: if session.alpn_protocol() == Some(b"h2") { "h2" } else { "http/1.1" },
+        cert_identity: session.peer_certificates().and_then(|c| c.first()).and_then(crate::pki::client_identity),
+    };
+    let handle = move |conn: Arc<ConnInfo>, req| handle(state.clone(), conn, req);
+    crate::proxy::serve::serve_tls(listener, tls, crate::proxy::serve::never_stop(), connect, handle).await
 }
 
 /// Everything a handler needs about one request.
