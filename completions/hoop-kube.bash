@@ -19,6 +19,9 @@ _hoop__kube() {
             hoop__kube,completions)
                 cmd="hoop__kube__subcmd__completions"
                 ;;
+            hoop__kube,credential)
+                cmd="hoop__kube__subcmd__credential"
+                ;;
             hoop__kube,demo)
                 cmd="hoop__kube__subcmd__demo"
                 ;;
@@ -28,14 +31,29 @@ _hoop__kube() {
             hoop__kube,help)
                 cmd="hoop__kube__subcmd__help"
                 ;;
+            hoop__kube,kubeconfig)
+                cmd="hoop__kube__subcmd__kubeconfig"
+                ;;
+            hoop__kube,login)
+                cmd="hoop__kube__subcmd__login"
+                ;;
+            hoop__kube,logout)
+                cmd="hoop__kube__subcmd__logout"
+                ;;
             hoop__kube,relay)
                 cmd="hoop__kube__subcmd__relay"
                 ;;
             hoop__kube,sim)
                 cmd="hoop__kube__subcmd__sim"
                 ;;
+            hoop__kube,status)
+                cmd="hoop__kube__subcmd__status"
+                ;;
             hoop__kube__subcmd__help,completions)
                 cmd="hoop__kube__subcmd__help__subcmd__completions"
+                ;;
+            hoop__kube__subcmd__help,credential)
+                cmd="hoop__kube__subcmd__help__subcmd__credential"
                 ;;
             hoop__kube__subcmd__help,demo)
                 cmd="hoop__kube__subcmd__help__subcmd__demo"
@@ -46,14 +64,32 @@ _hoop__kube() {
             hoop__kube__subcmd__help,help)
                 cmd="hoop__kube__subcmd__help__subcmd__help"
                 ;;
+            hoop__kube__subcmd__help,kubeconfig)
+                cmd="hoop__kube__subcmd__help__subcmd__kubeconfig"
+                ;;
+            hoop__kube__subcmd__help,login)
+                cmd="hoop__kube__subcmd__help__subcmd__login"
+                ;;
+            hoop__kube__subcmd__help,logout)
+                cmd="hoop__kube__subcmd__help__subcmd__logout"
+                ;;
             hoop__kube__subcmd__help,relay)
                 cmd="hoop__kube__subcmd__help__subcmd__relay"
                 ;;
             hoop__kube__subcmd__help,sim)
                 cmd="hoop__kube__subcmd__help__subcmd__sim"
                 ;;
+            hoop__kube__subcmd__help,status)
+                cmd="hoop__kube__subcmd__help__subcmd__status"
+                ;;
             hoop__kube__subcmd__help__subcmd__relay,check)
                 cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__check"
+                ;;
+            hoop__kube__subcmd__help__subcmd__relay,pki)
+                cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__pki"
+                ;;
+            hoop__kube__subcmd__help__subcmd__relay__subcmd__pki,init)
+                cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__pki__subcmd__init"
                 ;;
             hoop__kube__subcmd__relay,check)
                 cmd="hoop__kube__subcmd__relay__subcmd__check"
@@ -61,11 +97,32 @@ _hoop__kube() {
             hoop__kube__subcmd__relay,help)
                 cmd="hoop__kube__subcmd__relay__subcmd__help"
                 ;;
+            hoop__kube__subcmd__relay,pki)
+                cmd="hoop__kube__subcmd__relay__subcmd__pki"
+                ;;
             hoop__kube__subcmd__relay__subcmd__help,check)
                 cmd="hoop__kube__subcmd__relay__subcmd__help__subcmd__check"
                 ;;
             hoop__kube__subcmd__relay__subcmd__help,help)
                 cmd="hoop__kube__subcmd__relay__subcmd__help__subcmd__help"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__help,pki)
+                cmd="hoop__kube__subcmd__relay__subcmd__help__subcmd__pki"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__help__subcmd__pki,init)
+                cmd="hoop__kube__subcmd__relay__subcmd__help__subcmd__pki__subcmd__init"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__pki,help)
+                cmd="hoop__kube__subcmd__relay__subcmd__pki__subcmd__help"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__pki,init)
+                cmd="hoop__kube__subcmd__relay__subcmd__pki__subcmd__init"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__pki__subcmd__help,help)
+                cmd="hoop__kube__subcmd__relay__subcmd__pki__subcmd__help__subcmd__help"
+                ;;
+            hoop__kube__subcmd__relay__subcmd__pki__subcmd__help,init)
+                cmd="hoop__kube__subcmd__relay__subcmd__pki__subcmd__help__subcmd__init"
                 ;;
             *)
                 ;;
@@ -74,7 +131,7 @@ _hoop__kube() {
 
     case "${cmd}" in
         hoop__kube)
-            opts="-h -V --help --version sim demo relay forward completions help"
+            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +151,24 @@ _hoop__kube() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__credential)
+            opts="-h -V --profile --no-forwarder --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -124,12 +199,16 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__forward)
-            opts="-h -V --relay --relay-ca --client-cert --client-key --listen --local-ca-dir --help --version"
+            opts="-h -V --profile --relay --relay-ca --client-cert --client-key --listen --local-ca-dir --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --relay)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -162,7 +241,7 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__help)
-            opts="sim demo relay forward completions help"
+            opts="login logout status kubeconfig credential sim demo relay forward completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +255,20 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__credential)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -231,8 +324,50 @@ _hoop__kube() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__kubeconfig)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__login)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__logout)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoop__subcmd__kube__subcmd__help__subcmd__relay)
-            opts="check"
+            opts="check pki"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -259,6 +394,34 @@ _hoop__kube() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__relay__subcmd__pki)
+            opts="init"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__relay__subcmd__pki__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoop__subcmd__kube__subcmd__help__subcmd__sim)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -273,8 +436,124 @@ _hoop__kube() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__kubeconfig)
+            opts="-h -V --profile --context --kubeconfig --namespace --no-switch --exec-env --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__login)
+            opts="-h -V --profile --relay --relay-ca-sha256 --relay-ca --issuer --client-id --scope --token-store --forward-listen --no-qr --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay-ca-sha256)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --relay-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --issuer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --forward-listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__logout)
+            opts="-h -V --profile --forget-profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoop__subcmd__kube__subcmd__relay)
-            opts="-h -V --config --help --version check help"
+            opts="-h -V --config --help --version check pki help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -310,7 +589,7 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__relay__subcmd__help)
-            opts="check help"
+            opts="check pki help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -351,6 +630,124 @@ _hoop__kube() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__help__subcmd__pki)
+            opts="init"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__help__subcmd__pki__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__pki)
+            opts="-h -V --config --help --version init help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__pki__subcmd__help)
+            opts="init help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__pki__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__pki__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__relay__subcmd__pki__subcmd__init)
+            opts="-h -V --dir --host --days --force --config --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         hoop__subcmd__kube__subcmd__sim)
             opts="-h -V --listen --state-dir --kube-version --port-target --bookmark-seconds --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -375,6 +772,24 @@ _hoop__kube() {
                     return 0
                     ;;
                 --bookmark-seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__status)
+            opts="-h -V --profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

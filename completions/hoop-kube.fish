@@ -26,12 +26,48 @@ end
 
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -s h -l help -d 'Print help'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "login" -d 'Log in: OIDC device flow, tokens into the OS keyring, a client certificate from the relay'
+complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "logout" -d 'Forget a profile\'s tokens, client key and certificate, here and in the keyring'
+complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "status" -d 'Show a profile\'s identity, groups, token and certificate expiry, relay and forwarder'
+complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "kubeconfig" -d 'Add or update the kubeconfig context that uses this profile (idempotent)'
+complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "credential" -d 'The kubectl exec credential plugin (kubectl runs it; you do not need to)'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "sim" -d 'Run the bundled Kubernetes API simulator (the test bed; no cluster needed)'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "demo" -d 'Run the whole stack on this machine: simulator, relay (dev mode), forwarders'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "relay" -d 'Run the relay: the only holder of the cluster credential'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "forward" -d 'Run a local forwarder: kubectl talks HTTPS to 127.0.0.1, the forwarder talks mutual TLS to the relay'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
 complete -c hoop-kube -n "__fish_hoop_kube_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l relay -d 'The relay, https://HOST[:PORT] (required the first time; kept in the profile)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l relay-ca-sha256 -d 'SHA-256 fingerprint of the relay\'s CA, as printed by `hoop-kube relay pki init` (required the first time unless --relay-ca is given; kept in the profile)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l relay-ca -d 'The relay\'s CA certificate (PEM) instead of its fingerprint' -r -F
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l issuer -d 'The OpenID issuer URL (required the first time; kept in the profile)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l client-id -d 'The OAuth client id registered at the issuer (default: hoop-kube)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l scope -d 'An extra scope to ask for, e.g. groups (repeatable; openid offline_access email profile are always asked for)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l token-store -d 'Where tokens and the client key are kept: the OS keyring, or a 0600 file under $XDG_STATE_HOME/hoop-kube for machines without one (headless CI, containers)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l forward-listen -d 'Where this profile\'s local forwarder listens (loopback, fixed port; default 127.0.0.1:6643)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -l no-qr -d 'Do not draw the QR code (it is never drawn when stdout is not a terminal)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand login" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand logout" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand logout" -l forget-profile -d 'Also delete the profile\'s settings (relay, issuer, pin)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand status" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand status" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l context -d 'Name of the context (and of its cluster and user entries); default hoop-kube-PROFILE' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l kubeconfig -d 'The file to update; default: the first entry of $KUBECONFIG, else ~/.kube/config' -r -F
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l namespace -d 'The context\'s default namespace' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l exec-env -d 'Extra environment for the plugin, NAME=VALUE (repeatable), e.g. XDG_STATE_HOME for a setup kept apart from the user\'s own. HOOP_KUBE_CONFIG_DIR is passed on when it is set' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -l no-switch -d 'Leave current-context alone (by default the new context becomes the current one)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand kubeconfig" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -l no-forwarder -d 'Do not start the profile\'s forwarder when it is not running'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -s V -l version -d 'Print version'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand sim" -l listen -d 'Address to listen on; port 0 picks a free port (printed on start)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand sim" -l state-dir -d 'Directory for the kubeconfig, certificates, relay identity and request log' -r -F
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand sim" -l kube-version -d 'Kubernetes version reported by /version (kubectl\'s dispatcher picks its binary by it)' -r
@@ -43,30 +79,44 @@ complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand demo" -l dir -d 'Dir
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand demo" -l sim-listen -d 'Where the simulator listens' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand demo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand demo" -s V -l version -d 'Print version'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check help" -l config -d 'The relay\'s YAML configuration' -r -F
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Validate the configuration and print a summary (exit 1 with the offending key otherwise)'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -l config -d 'The relay\'s YAML configuration' -r -F
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -f -a "check" -d 'Validate the configuration and print a summary (exit 1 with the offending key otherwise)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -f -a "pki" -d 'Make the relay\'s certificates (`hoop-kube relay pki init`)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and not __fish_seen_subcommand_from check pki help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from check" -l config -d 'The relay\'s YAML configuration' -r -F
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from pki" -l config -d 'The relay\'s YAML configuration' -r -F
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from pki" -s h -l help -d 'Print help'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from pki" -s V -l version -d 'Print version'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from pki" -f -a "init" -d 'Create a new CA and the relay\'s serving certificate in --dir'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from pki" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from help" -f -a "check" -d 'Validate the configuration and print a summary (exit 1 with the offending key otherwise)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from help" -f -a "pki" -d 'Make the relay\'s certificates (`hoop-kube relay pki init`)'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand relay; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l profile -d 'Run the forwarder of a logged-in profile: relay, pin, listen address, certificate and key all come from it, and a renewed certificate is picked up while running (this is what `hoop-kube credential` starts in the background)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l relay -d 'The relay, https://HOST:PORT' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l relay-ca -d 'The CA that signed the relay\'s certificate (PEM)' -r -F
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l client-cert -d 'Client certificate for mutual TLS with the relay (PEM; issued at login)' -r -F
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l client-cert -d 'Client certificate for mutual TLS with the relay (PEM)' -r -F
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l client-key -d 'Its private key (PEM)' -r -F
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l listen -d 'Where kubectl connects' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l listen -d 'Where kubectl connects (default 127.0.0.1:0, a free port)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -l local-ca-dir -d 'Directory of the local CA (default: $XDG_CONFIG_HOME/hoop-kube/forward)' -r -F
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -s h -l help -d 'Print help'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand forward" -s V -l version -d 'Print version'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "sim" -d 'Run the bundled Kubernetes API simulator (the test bed; no cluster needed)'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "demo" -d 'Run the whole stack on this machine: simulator, relay (dev mode), forwarders'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "relay" -d 'Run the relay: the only holder of the cluster credential'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "forward" -d 'Run a local forwarder: kubectl talks HTTPS to 127.0.0.1, the forwarder talks mutual TLS to the relay'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from sim demo relay forward completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "login" -d 'Log in: OIDC device flow, tokens into the OS keyring, a client certificate from the relay'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "logout" -d 'Forget a profile\'s tokens, client key and certificate, here and in the keyring'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "status" -d 'Show a profile\'s identity, groups, token and certificate expiry, relay and forwarder'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "kubeconfig" -d 'Add or update the kubeconfig context that uses this profile (idempotent)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "credential" -d 'The kubectl exec credential plugin (kubectl runs it; you do not need to)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "sim" -d 'Run the bundled Kubernetes API simulator (the test bed; no cluster needed)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "demo" -d 'Run the whole stack on this machine: simulator, relay (dev mode), forwarders'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "relay" -d 'Run the relay: the only holder of the cluster credential'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "forward" -d 'Run a local forwarder: kubectl talks HTTPS to 127.0.0.1, the forwarder talks mutual TLS to the relay'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and not __fish_seen_subcommand_from login logout status kubeconfig credential sim demo relay forward completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and __fish_seen_subcommand_from relay" -f -a "check" -d 'Validate the configuration and print a summary (exit 1 with the offending key otherwise)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand help; and __fish_seen_subcommand_from relay" -f -a "pki" -d 'Make the relay\'s certificates (`hoop-kube relay pki init`)'

@@ -10,6 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
+#[path = "cli/login.rs"]
+mod login;
+
 /// hoop-kube: a policy-enforcing, recording relay for kubectl, and the tools around it.
 #[derive(Debug, Parser)]
 #[command(name = "hoop-kube", version, about, long_about = None, propagate_version = true)]
@@ -21,6 +24,39 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Log in: OIDC device flow, tokens into the OS keyring, a client certificate from the relay.
+    ///
+    /// Prints a URL and a code (and a QR code on a terminal) to approve in a browser on any
+    /// device, waits for the approval, stores the ID and refresh tokens in the OS keyring (or with
+    /// --token-store file in a 0600 file), then makes a key pair on this machine and has the
+    /// relay certify it for mutual TLS (12 hours; renewed automatically). The first login of a
+    /// profile needs --relay, --relay-ca-sha256 and --issuer; they are kept in the profile
+    /// ($XDG_CONFIG_HOME/hoop-kube/profiles/NAME.json). Then run `hoop-kube kubeconfig`.
+    Login(login::LoginArgs),
+    /// Forget a profile's tokens, client key and certificate, here and in the keyring.
+    ///
+    /// The profile's forwarder stops by itself within seconds. --forget-profile also deletes
+    /// the profile's settings.
+    Logout(login::LogoutArgs),
+    /// Show a profile's identity, groups, token and certificate expiry, relay and forwarder.
+    ///
+    /// Exits 1 when kubectl could not work through the profile right now.
+    Status(login::StatusArgs),
+    /// Add or update the kubeconfig context that uses this profile (idempotent).
+    ///
+    /// The cluster is the profile's local forwarder (its CA inline), the user is the exec plugin
+    /// `hoop-kube credential --profile NAME` (interactiveMode IfAvailable, provideClusterInfo).
+    /// Writes the first file of $KUBECONFIG, else ~/.kube/config, unless --kubeconfig is given;
+    /// other entries are kept, and an up-to-date file is not touched.
+    Kubeconfig(login::KubeconfigArgs),
+    /// The kubectl exec credential plugin (kubectl runs it; you do not need to).
+    ///
+    /// Reads KUBERNETES_EXEC_INFO and prints an ExecCredential (client.authentication.k8s.io/v1
+    /// or v1beta1) on stdout. A cached token is answered without any network call; an expiring
+    /// one is refreshed once for all concurrent callers. When no refresh is possible it fails with
+    /// one line naming `hoop-kube login` if kubectl is not interactive, and runs the device flow
+    /// on stderr if it is. Starts the profile's forwarder when it is not running.
+    Credential(login::CredentialArgs),
     /// Run the bundled Kubernetes API simulator (the test bed; no cluster needed).
     ///
     /// Serves TLS on --listen with HTTP/2 and HTTP/1.1, and writes into --state-dir:
@@ -30,9 +66,11 @@ pub enum Command {
     Sim(SimArgs),
     /// Run the whole stack on this machine: simulator, relay (dev mode), forwarders.
     ///
-    /// Generates the relay's PKI and a built-in OIDC issuer into --dir, starts one forwarder per
-    /// demo identity, and writes DIR/kubeconfig with the contexts demo-alice (alice, group dev)
-    /// and demo-agent (agent-bot, acting for alice). Runs until interrupted.
+    /// Generates the relay's PKI and a built-in OIDC issuer into --dir, logs the demo identities
+    /// in through the real path (`hoop-kube login`: device flow approved by the built-in issuer,
+    /// enrollment with the relay; file token store under DIR/state), and writes DIR/kubeconfig
+    /// with the contexts demo-alice (alice, group dev) and demo-agent (agent-bot, acting for
+    /// alice), whose users run the `hoop-kube credential` plugin. Runs until interrupted.
     Demo(DemoArgs),
     /// Run the relay: the only holder of the cluster credential.
     ///
@@ -97,26 +135,67 @@ pub struct RelayArgs {
 pub enum RelayAction {
     /// Validate the configuration and print a summary (exit 1 with the offending key otherwise).
     Check,
+    /// Make the relay's certificates (`hoop-kube relay pki init`).
+    #[command(subcommand)]
+    Pki(RelayPkiAction),
+}
+
+/// `hoop-kube relay pki …` actions.
+#[derive(Debug, Subcommand)]
+pub enum RelayPkiAction {
+    /// Create a new CA and the relay's serving certificate in --dir.
+    ///
+    /// Writes ca.crt, ca.key (mode 0600), relay.crt (the relay's certificate for every --host,
+    /// followed by the CA, so clients find the CA in the chain) and relay.key (0600) into --dir,
+    /// created with mode 0700. The one CA signs the relay's certificate and, with `enrollment`,
+    /// the client certificates users get at `hoop-kube login`.
+    ///
+    /// Prints the CA's SHA-256 fingerprint (clients pin the relay by it) and the `tls:` and
+    /// `enrollment:` sections to paste into relay.yaml. Refuses to overwrite any existing file
+    /// unless --force is given: a new CA means a new fingerprint for every client.
+    Init(RelayPkiInitArgs),
+}
+
+/// `hoop-kube relay pki init`.
+#[derive(Debug, clap::Args)]
+pub struct RelayPkiInitArgs {
+    /// Directory for ca.crt, ca.key, relay.crt and relay.key (created 0700 if missing).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// A DNS name or IP address clients reach the relay by; repeat for several (at least one).
+    #[arg(long = "host", value_name = "NAME", required = true)]
+    pub hosts: Vec<String>,
+    /// Validity of relay.crt in days, 1 to 3650 (the CA is valid for ten years).
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Replace existing files: a new CA, so clients must pin the new fingerprint and log in again.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `hoop-kube forward`.
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
+    /// Run the forwarder of a logged-in profile: relay, pin, listen address, certificate and key
+    /// all come from it, and a renewed certificate is picked up while running (this is what
+    /// `hoop-kube credential` starts in the background).
+    #[arg(long, conflicts_with_all = ["relay", "relay_ca", "client_cert", "client_key", "listen"])]
+    pub profile: Option<String>,
     /// The relay, https://HOST:PORT.
-    #[arg(long)]
-    pub relay: String,
+    #[arg(long, required_unless_present = "profile")]
+    pub relay: Option<String>,
     /// The CA that signed the relay's certificate (PEM).
-    #[arg(long)]
-    pub relay_ca: PathBuf,
-    /// Client certificate for mutual TLS with the relay (PEM; issued at login).
-    #[arg(long)]
-    pub client_cert: PathBuf,
+    #[arg(long, required_unless_present = "profile")]
+    pub relay_ca: Option<PathBuf>,
+    /// Client certificate for mutual TLS with the relay (PEM).
+    #[arg(long, required_unless_present = "profile")]
+    pub client_cert: Option<PathBuf>,
     /// Its private key (PEM).
+    #[arg(long, required_unless_present = "profile")]
+    pub client_key: Option<PathBuf>,
+    /// Where kubectl connects (default 127.0.0.1:0, a free port).
     #[arg(long)]
-    pub client_key: PathBuf,
-    /// Where kubectl connects.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+    pub listen: Option<SocketAddr>,
     /// Directory of the local CA (default: $XDG_CONFIG_HOME/hoop-kube/forward).
     #[arg(long)]
     pub local_ca_dir: Option<PathBuf>,
@@ -129,6 +208,14 @@ fn parse_port_target(s: &str) -> Result<(u16, SocketAddr), String> {
     Ok((port, addr))
 }
 
+impl Cli {
+    /// Whether the command finishes quickly and serves nothing (a single-threaded runtime is
+    /// enough, and cheaper to start: `credential` runs on every kubectl call).
+    pub fn short_lived(&self) -> bool {
+        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Completions { .. })
+    }
+}
+
 /// Run the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -136,6 +223,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => run_demo(a).await,
         Command::Relay(a) => run_relay(a).await,
         Command::Forward(a) => run_forward(a).await,
+        Command::Login(a) => login::run_login(a).await,
+        Command::Logout(a) => login::run_logout(a).await,
+        Command::Status(a) => login::run_status(a).await,
+        Command::Kubeconfig(a) => login::run_kubeconfig(a).await,
+        Command::Credential(a) => login::run_credential(a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hoop-kube", &mut std::io::stdout());
             Ok(())
@@ -165,14 +257,19 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         None => std::env::temp_dir().join(format!("hoop-kube-demo-{}", std::process::id())),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let stack = crate::demo::start(&dir, &crate::demo::demo_users(), crate::demo::Issuer::Dev, a.sim_listen).await.context("cannot start the demo")?;
-    let kc = stack.kubeconfig.display();
+    let users = crate::demo::demo_users();
+    let stack = crate::demo::start(&dir, &users, crate::demo::Issuer::Dev, a.sim_listen).await.context("cannot start the demo")?;
+    let exe = std::env::current_exe().context("cannot locate the hoop-kube executable")?;
+    eprintln!("hoop-kube demo: logging the demo users in (device flow, approved by the demo's issuer)…");
+    let kubeconfig = crate::demo::login_users(&stack, &users, &exe).await.context("cannot log the demo users in")?;
+    let kc = kubeconfig.display();
     println!("hoop-kube demo is running (Ctrl-C to stop); state in {}", dir.display());
     println!("  simulator  {}", stack.sim.url);
     println!("  relay      {}   (config: {})", stack.relay.url, stack.relay_config.display());
-    for (who, f) in &stack.forwarders {
-        println!("  forwarder  {}   for {who}", f.url);
+    if let Some(dev) = &stack.dev_issuer {
+        println!("  issuer     {}   (built-in; approve logins at {}/device)", dev.issuer(), dev.issuer());
     }
+    println!("  kubeconfig {kc}   (contexts demo-alice and demo-agent run `hoop-kube credential`)");
     println!();
     println!("Try:");
     println!("  export KUBECONFIG={kc}");
@@ -183,13 +280,24 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-alice port-forward pod/web 8080:80");
     println!("  kubectl --context demo-alice get pods -w");
     println!("  kubectl --context demo-agent get secrets");
+    println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube status --profile demo-alice", dir.join("config").display(), dir.join("state").display());
     println!("The simulator's request log ({}) shows who the cluster saw.", dir.join("sim/requests.jsonl").display());
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    crate::demo::logout_users(&stack, &users, &exe).await;
     eprintln!("hoop-kube demo: stopping");
     Ok(())
 }
 
 async fn run_relay(a: RelayArgs) -> anyhow::Result<()> {
+    if let Some(RelayAction::Pki(RelayPkiAction::Init(p))) = a.action {
+        let opts = crate::relay::pki_init::PkiInit { dir: p.dir, hosts: p.hosts, days: p.days, force: p.force };
+        let created = crate::relay::pki_init::init(&opts)?;
+        println!("hoop-kube relay pki init: wrote ca.crt, ca.key, relay.crt and relay.key in {}", created.dir.display());
+        println!("CA fingerprint (SHA-256): {}", created.fingerprint);
+        println!("Keep ca.key secret. Add to relay.yaml:\n");
+        print!("{}", created.snippet());
+        return Ok(());
+    }
     let path = a.config.context("--config is required: the relay's YAML file (see packaging/relay.example.yaml)")?;
     let cfg = crate::relay::config::RelayConfig::load(&path)?;
     if let Some(RelayAction::Check) = a.action {
@@ -211,11 +319,22 @@ async fn run_forward(a: ForwardArgs) -> anyhow::Result<()> {
         Some(d) => d,
         None => crate::forward::local_ca::default_dir().context("no home directory; pass --local-ca-dir")?,
     };
+    if let Some(name) = &a.profile {
+        let p = crate::login::profile::Profile::load(name)?;
+        let f = crate::forward::for_profile::start(&p, local_ca_dir).await?;
+        eprintln!("hoop-kube forward: profile \"{name}\": kubectl can connect to {}, relay {}", f.forwarding.url, p.relay_url);
+        tokio::select! {
+            why = f.watch(&p) => anyhow::bail!("stopping the forwarder of profile \"{name}\": {why}"),
+            _ = tokio::signal::ctrl_c() => eprintln!("hoop-kube forward: stopping"),
+        }
+        return Ok(());
+    }
+    let need = |v: Option<PathBuf>, flag: &str| v.with_context(|| format!("{flag} is required without --profile"));
     let cfg = crate::forward::ForwardConfig {
-        listen: a.listen,
-        relay: a.relay,
-        relay_ca_pem: read(&a.relay_ca)?,
-        client: crate::pki::Leaf { cert_pem: read(&a.client_cert)?, key_pem: read(&a.client_key)? },
+        listen: a.listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+        relay: a.relay.context("--relay is required without --profile")?,
+        trust: crate::forward::RelayTrust::CaPem(read(&need(a.relay_ca, "--relay-ca")?)?),
+        client: crate::forward::RelayIdentity::new(&crate::pki::Leaf { cert_pem: read(&need(a.client_cert, "--client-cert")?)?, key_pem: read(&need(a.client_key, "--client-key")?)? })?,
         local_ca_dir,
     };
     let f = crate::forward::start(cfg).await.context("cannot start the forwarder")?;

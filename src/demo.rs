@@ -99,7 +99,7 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
     let serving = ca.server_cert(&["127.0.0.1", "localhost"], 365)?;
     write(&rdir.join("ca.crt"), ca.cert_pem(), false)?;
     write(&rdir.join("ca.key"), &ca.key_pem(), true)?;
-    write(&rdir.join("server.crt"), &serving.cert_pem, false)?;
+    write(&rdir.join("server.crt"), &format!("{}{}", serving.cert_pem, ca.cert_pem()), false)?;
     write(&rdir.join("server.key"), &serving.key_pem, true)?;
 
     let (dev_issuer, issuer_url, tokens) = match issuer {
@@ -118,7 +118,8 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
     };
 
     let relay_yaml = format!(
-        "# Written by hoop-kube demo.\nlisten: 127.0.0.1:0\ntls:\n  cert: server.crt\n  key: server.key\n  client_ca: ca.crt\nupstream:\n  server: {server}\n  ca: {sim_ca}\n  token_file: {token}\noidc:\n  issuer: {issuer_url}\n  audiences: [{AUDIENCE}]\naccess:\n  subjects: [alice]\n  groups: [dev]\n",
+        "# Written by hoop-kube demo.\nlisten: 127.0.0.1:0\ntls:\n  cert: server.crt\n  key: server.key\n  client_ca: ca.crt\nupstream:\n  server: {server}\n  ca: {sim_ca}\n  token_file: {token}\noidc:\n  issuer: {issuer_url}\n  audiences: [{AUDIENCE}]\nenrollment:\n  ca_key: ca.key\naccess:\n  subjects: [{subjects}]\n  groups: [dev]\n",
+        subjects = users.iter().map(|u| serde_json::Value::String(u.subject.clone()).to_string()).collect::<Vec<_>>().join(", "),
         server = sim.url,
         sim_ca = dir.join("sim/ca.crt").display(),
         token = dir.join("sim/relay.token").display(),
@@ -137,8 +138,8 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
         let fwd = forward::start(ForwardConfig {
             listen: "127.0.0.1:0".parse().map_err(|_| DemoError::Issuer(std::io::Error::other("bad address")))?,
             relay: relay.url.clone(),
-            relay_ca_pem: ca.cert_pem().to_string(),
-            client: leaf,
+            trust: forward::RelayTrust::CaPem(ca.cert_pem().to_string()),
+            client: forward::RelayIdentity::new(&leaf)?,
             local_ca_dir: dir.join("forward"),
         })
         .await?;
@@ -154,7 +155,90 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
     if let Some(first) = users.first() {
         kube["current-context"] = json!(first.context);
     }
-    let kubeconfig = dir.join("kubeconfig");
+    let kubeconfig = dir.join("static.kubeconfig");
     write(&kubeconfig, &serde_json::to_string_pretty(&kube).unwrap_or_default(), true)?;
     Ok(Stack { dir: dir.to_path_buf(), sim, relay, forwarders, kubeconfig, dev_issuer, relay_config })
+}
+
+/// What the demo's exec-plugin kubeconfig needs beside the stack.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoLoginError {
+    #[error("the demo has no built-in issuer to log in with")]
+    NoDevIssuer,
+    #[error("cannot run {what}: {reason}")]
+    Run { what: String, reason: String },
+}
+
+/// Log every demo user in through the real path — `hoop-kube login` (device flow against the
+/// built-in issuer, which the demo approves for that user; enrollment with the relay) and
+/// `hoop-kube kubeconfig` — with every file under `dir` (`config/`, `state/`; the file token
+/// store, so the demo leaves nothing in the OS keyring). Writes `dir/kubeconfig`, whose users
+/// run `exe credential`: kubectl gets its tokens and starts its forwarders exactly as it does
+/// for an engineer. Returns the kubeconfig's path.
+pub async fn login_users(stack: &Stack, users: &[User], exe: &Path) -> Result<PathBuf, DemoLoginError> {
+    let dev = stack.dev_issuer.as_ref().ok_or(DemoLoginError::NoDevIssuer)?;
+    let dir = &stack.dir;
+    let ca = std::fs::read_to_string(dir.join("relay/ca.crt")).map_err(|e| DemoLoginError::Run { what: "the relay CA".into(), reason: e.to_string() })?;
+    let pin = crate::relay_trust::fingerprint_of_pem(&ca).map_err(|e| DemoLoginError::Run { what: "the relay CA".into(), reason: e.to_string() })?;
+    let kubeconfig = dir.join("kubeconfig");
+    let state = dir.join("state");
+    for u in users {
+        let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
+        let extra = if u.subject == "agent-bot" { json!({"act": {"sub": "alice"}}) } else { json!({}) };
+        dev.register_user(&u.subject, &groups, extra);
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| DemoLoginError::Run { what: "a free port".into(), reason: e.to_string() })?.port();
+        let profile = &u.context;
+        let run = |args: Vec<String>| {
+            let mut c = tokio::process::Command::new(exe);
+            c.args(&args)
+                .env(crate::login::profile::CONFIG_DIR_ENV, dir.join("config"))
+                .env("XDG_STATE_HOME", &state)
+                .env_remove("KUBECONFIG")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true);
+            c
+        };
+        let fail = |what: &str, reason: String| DemoLoginError::Run { what: format!("hoop-kube {what} for {profile}"), reason };
+        let seen = dev.device_authorizations();
+        let login = run(vec![
+            "login".into(), "--profile".into(), profile.clone(), "--relay".into(), stack.relay.url.clone(), "--relay-ca-sha256".into(), pin.clone(),
+            "--issuer".into(), dev.issuer().to_string(), "--token-store".into(), "file".into(), "--forward-listen".into(), format!("127.0.0.1:{port}"), "--no-qr".into(),
+        ])
+        .spawn()
+        .map_err(|e| fail("login", e.to_string()))?;
+        // The login asks for a device code; approve exactly that one, for this user.
+        let pending = dev.wait_for_login(seen, Duration::from_secs(30)).await.ok_or_else(|| fail("login", "no device code was requested within 30 s".into()))?;
+        dev.approve(&pending.user_code, &u.subject).map_err(|e| fail("login", e.to_string()))?;
+        let out = login.wait_with_output().await.map_err(|e| fail("login", e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail("login", String::from_utf8_lossy(&out.stderr).trim().lines().last().unwrap_or("failed").to_string()));
+        }
+        let state_env = format!("XDG_STATE_HOME={}", state.display());
+        let out = run(vec!["kubeconfig".into(), "--profile".into(), profile.clone(), "--context".into(), u.context.clone(), "--namespace".into(), "default".into(), "--kubeconfig".into(), kubeconfig.display().to_string(), "--exec-env".into(), state_env])
+            .output()
+            .await
+            .map_err(|e| fail("kubeconfig", e.to_string()))?;
+        if !out.status.success() {
+            return Err(fail("kubeconfig", String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+    }
+    Ok(kubeconfig)
+}
+
+/// Log the demo users out (their background forwarders stop).
+pub async fn logout_users(stack: &Stack, users: &[User], exe: &Path) {
+    for u in users {
+        let _ = tokio::process::Command::new(exe)
+            .args(["logout", "--profile", &u.context])
+            .env(crate::login::profile::CONFIG_DIR_ENV, stack.dir.join("config"))
+            .env("XDG_STATE_HOME", stack.dir.join("state"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+    }
 }

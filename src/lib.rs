@@ -26,5 +26,6 @@ pub mod login;
 pub mod pki;
 pub mod proxy;
 pub mod relay;
+pub mod relay_trust;
 pub mod respond;
 pub mod sim;

@@ -10,14 +10,23 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = hoop_kube::cli::Cli::parse();
-    let rt = match tokio::runtime::Runtime::new() {
+    // Short-lived commands (the exec plugin runs once per kubectl call) need no worker threads.
+    let rt = if cli.short_lived() {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Runtime::new()
+    };
+    let rt = match rt {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hoop-kube: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(hoop_kube::cli::run(cli)) {
+    let result = rt.block_on(hoop_kube::cli::run(cli));
+    // Do not wait for idle blocking-pool threads (keyring calls) to wind down.
+    rt.shutdown_background();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hoop-kube: {e:#}");

@@ -4,6 +4,7 @@
 //! later) gets its certificates from here: a CA generated with `rcgen`, leaf certificates for
 //! loopback servers, client certificates that name a user, and the rustls configurations that
 //! use them. TLS 1.2 and 1.3 only (rustls has nothing older), aws-lc-rs as the one crypto provider.
+//! Client certificates for enrolled users are signed from a verified CSR ([`csr`]).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +12,10 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+pub mod csr;
+pub use csr::{ClientCsr, CsrError};
 
 /// What can go wrong making or loading certificates.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +39,28 @@ pub enum PkiError {
     /// The client verifier could not be built.
     #[error("client certificate verifier: {0}")]
     Verifier(String),
+    /// The CA certificate is not a CA (no `basicConstraints` CA flag).
+    #[error("the certificate is not a CA certificate (basicConstraints CA is not set)")]
+    NotACa,
+    /// A certificate lifetime beyond what a date can hold.
+    #[error("the certificate lifetime is out of range")]
+    Lifetime,
+    /// The private key given for a CA is not the key of its certificate.
+    #[error("the private key does not belong to the CA certificate (its public key differs)")]
+    CaKeyMismatch,
 }
 
 /// The one crypto provider.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// A client certificate issued from a CSR: the certificate (PEM), its serial (hex) and expiry.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_pem: String,
+    pub serial: String,
+    pub not_after: time::OffsetDateTime,
 }
 
 /// A certificate authority held in memory: it signs server and client certificates.
@@ -115,27 +137,37 @@ impl Ca {
     /// SAN (what the relay reads), valid for `hours`.
     pub fn subject_cert(&self, subject: &str, hours: i64) -> Result<Leaf, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, subject);
-        params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::URI(subject_uri(subject).try_into()?)];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::minutes(5);
-        params.not_after = now + time::Duration::hours(hours);
-        let serial: [u8; 16] = rand::random();
-        params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+        let (params, _) = client_params(subject, subject, time::Duration::hours(hours))?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
-    /// Load a CA from its certificate and key PEM.
+    /// Sign the key of a verified CSR as a client certificate for `subject` (from a verified
+    /// token): CN = `common_name`, exactly one URI SAN [`subject_uri`]`(subject)`, EKU
+    /// clientAuth only, not a CA, a random serial, valid from five minutes ago for
+    /// `lifetime`. Nothing the CSR asked for (subject, SANs, extensions) is used.
+    pub fn sign_client_csr(&self, csr: &ClientCsr, subject: &str, common_name: &str, lifetime: std::time::Duration) -> Result<Issued, PkiError> {
+        let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX);
+        let (params, serial) = client_params(subject, common_name, lifetime)?;
+        let not_after = params.not_after;
+        let cert = params.signed_by(csr, &self.issuer)?;
+        Ok(Issued { cert_pem: cert.pem(), serial, not_after })
+    }
+
+    /// Load a CA from its certificate and key PEM. The first certificate in `cert_pem` is the
+    /// CA; it must be a CA certificate and `key_pem` must be its key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let der = certs_from_pem(cert_pem, "CA certificate")?.remove(0);
         let key = KeyPair::from_pem(key_pem)?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        Ok(Ca { issuer, cert_pem: cert_pem.to_string() })
+        let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| PkiError::Read { path: "CA certificate".into(), reason: e.to_string() })?;
+        if !parsed.is_ca() {
+            return Err(PkiError::NotACa);
+        }
+        if parsed.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(PkiError::CaKeyMismatch);
+        }
+        let issuer = Issuer::from_ca_cert_der(&der, key)?;
+        Ok(Ca { issuer, cert_pem: pem_cert(&der) })
     }
 
     /// A client certificate naming a Kubernetes user the way the apiserver reads it:
@@ -159,6 +191,48 @@ impl Ca {
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
+}
+
+/// The parameters of a client certificate naming `subject`, and its serial (hex).
+fn client_params(subject: &str, common_name: &str, lifetime: time::Duration) -> Result<(CertificateParams, String), PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.subject_alt_names = vec![SanType::URI(subject_uri(subject).try_into()?)];
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Whole seconds: X.509 times carry no fraction, so what is reported is what is signed.
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now.checked_add(lifetime).ok_or(PkiError::Lifetime)?;
+    // 126 random bits; the top byte is 01xxxxxx so the DER INTEGER is exactly these 16 bytes
+    // (no sign padding, no stripped zero) and the hex matches what `cert_subject` reads back.
+    let mut serial: [u8; 16] = rand::random();
+    serial[0] = (serial[0] & 0x3f) | 0x40;
+    params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    Ok((params, serial.iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+fn pem_cert(der: &CertificateDer<'_>) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        s.push_str(&String::from_utf8_lossy(line));
+        s.push('\n');
+    }
+    s.push_str("-----END CERTIFICATE-----\n");
+    s
+}
+
+/// The fingerprint clients pin a relay by: lower-case hex SHA-256 of the DER of the first
+/// certificate in `pem` (the relay's CA).
+pub fn ca_fingerprint(pem: &str) -> Result<String, PkiError> {
+    let der = certs_from_pem(pem, "CA certificate")?.remove(0);
+    Ok(Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The URI SAN scheme that names a hoop-kube subject in a client certificate:
@@ -254,8 +328,31 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Result<rustls::Ser
     Ok(cfg)
 }
 
+/// The relay's API port: TLS 1.3 only, the whole `leaf` chain presented (clients pin the CA in
+/// it), and a client certificate *optional* — but one that is presented must chain to
+/// `client_ca`, or the handshake fails. A connection without one can only enroll; the relay
+/// answers everything else on it with a 401 (see `relay::serve`).
+pub fn relay_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::ServerConfig, PkiError> {
+    let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
+    let key = key_from_pem(&leaf.key_pem, "server key")?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs_from_pem(client_ca, "client CA")? {
+        roots.add(c)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| PkiError::Verifier(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
 /// A rustls server configuration that requires a client certificate chaining to `client_ca`,
-/// TLS 1.3 only (the relay's API port).
+/// TLS 1.3 only, the whole `leaf` chain presented.
 pub fn mtls_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::ServerConfig, PkiError> {
     let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
     let key = key_from_pem(&leaf.key_pem, "server key")?;
@@ -354,6 +451,61 @@ mod tests {
         let leaf = ca.server_cert(&["127.0.0.1", "localhost"], 1).unwrap();
         let cfg = server_config(&leaf, Some(ca.cert_pem())).unwrap();
         assert_eq!(cfg.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn from_pem_checks_the_key_and_the_ca_flag() {
+        let ca = Ca::generate("a", 1).unwrap();
+        let other = Ca::generate("b", 1).unwrap();
+        assert_eq!(Ca::from_pem(ca.cert_pem(), &ca.key_pem()).unwrap().cert_pem(), ca.cert_pem());
+        assert!(matches!(Ca::from_pem(ca.cert_pem(), &other.key_pem()), Err(PkiError::CaKeyMismatch)));
+        let leaf = ca.server_cert(&["x"], 1).unwrap();
+        assert!(matches!(Ca::from_pem(&leaf.cert_pem, &leaf.key_pem), Err(PkiError::NotACa)));
+        // A bundle: the first certificate is the CA, and only it is kept.
+        let bundle = format!("{}{}", ca.cert_pem(), other.cert_pem());
+        assert_eq!(Ca::from_pem(&bundle, &ca.key_pem()).unwrap().cert_pem(), ca.cert_pem());
+    }
+
+    #[test]
+    fn fingerprints_hash_the_first_certificate() {
+        let ca = Ca::generate("a", 1).unwrap();
+        let der = certs_from_pem(ca.cert_pem(), "t").unwrap().remove(0);
+        let want: String = Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(ca_fingerprint(ca.cert_pem()).unwrap(), want);
+        let other = Ca::generate("b", 1).unwrap();
+        assert_eq!(ca_fingerprint(&format!("{}{}", ca.cert_pem(), other.cert_pem())).unwrap(), want);
+        assert!(ca_fingerprint("nothing").is_err());
+    }
+
+    #[test]
+    fn csr_certificates_name_the_given_identity_only() {
+        use x509_parser::extensions::GeneralName;
+        let ca = Ca::generate("t", 1).unwrap();
+        let key = KeyPair::generate().unwrap();
+        // The request asks for everything it must not get.
+        let mut params = CertificateParams::new(vec!["evil.example".to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "system:admin");
+        params.subject_alt_names.push(SanType::URI(subject_uri("root").try_into().unwrap()));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let csr = ClientCsr::from_pem(&params.serialize_request(&key).unwrap().pem().unwrap()).unwrap();
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let issued = ca.sign_client_csr(&csr, "a/b", "alice", std::time::Duration::from_secs(3600)).unwrap();
+        let der = certs_from_pem(&issued.cert_pem, "t").unwrap().remove(0);
+        assert_eq!(cert_subject(&der), Some(CertSubject { subject: "a/b".into(), serial: issued.serial.clone() }));
+        assert_eq!(client_identity(&der), Some(("alice".into(), vec![])));
+        let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        assert!(!x.is_ca());
+        let sans: Vec<_> = x.subject_alternative_name().unwrap().unwrap().value.general_names.clone();
+        assert_eq!(sans, vec![GeneralName::URI("hoop-kube://subject/a%2Fb")]);
+        let eku = x.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth && !eku.any && eku.other.is_empty());
+        assert_eq!(x.public_key().subject_public_key.data.as_ref(), key.public_key_raw(), "the CSR's key");
+        assert_eq!(x.validity().not_after.timestamp(), issued.not_after.unix_timestamp());
+        let life = issued.not_after.unix_timestamp() - before;
+        assert!((3599..=3601).contains(&life), "{life}");
+        assert!(x.validity().not_before.timestamp() <= before - 299);
+        assert_eq!(issued.serial.len(), 32, "16-byte serial");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The relay against hostile clients: every way to present a wrong identity, every path trick,
 //! identity headers, oversized requests, a dead upstream. Each refusal must be the right
-//! Kubernetes `Status` (or a refused TLS handshake), and nothing refused may reach the cluster.
+//! Kubernetes `Status` (or a refused TLS handshake: a certificate that is presented must chain to
+//! the relay's client CA), and nothing refused may reach the cluster.
 
 mod common;
 
@@ -72,7 +73,13 @@ async fn client_certificates_are_required_and_checked() {
     let alice = bed.ca.subject_cert("alice", 1).unwrap();
     assert_eq!(bed.get(&alice, &token, PODS, &[]).await.code, 200);
 
-    assert!(bed.send(None, request("GET", PODS, Some(&token), &[], b"")).await.is_err(), "no client certificate: handshake refused");
+    // No client certificate: the handshake succeeds (enrollment needs it to), the request is a 401
+    // that says what to do, and nothing reaches the cluster.
+    let before = bed.upstream_count();
+    let anonymous = bed.send(None, request("GET", PODS, Some(&token), &[], b"")).await.expect("TLS without a client certificate is accepted");
+    assert_status(&anonymous, 401, "Unauthorized", "requires a client certificate");
+    assert!(anonymous.json()["message"].as_str().unwrap().contains("run `hoop-kube login`"));
+    assert_eq!(bed.upstream_count(), before);
     let other = Ca::generate("some other CA", 1).unwrap().subject_cert("alice", 1).unwrap();
     assert!(bed.send(Some(&other), request("GET", PODS, Some(&token), &[], b"")).await.is_err(), "foreign CA: handshake refused");
     let expired = bed.ca.subject_cert("alice", -1).unwrap();

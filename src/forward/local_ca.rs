@@ -15,9 +15,11 @@ pub struct LocalTls {
     pub serving: Leaf,
 }
 
-/// The default directory: `$XDG_CONFIG_HOME/hoop-kube/forward` (or the platform's equivalent).
+/// The default directory: `forward/` in hoop-kube's configuration directory
+/// (`$HOOP_KUBE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/hoop-kube` or the platform's equivalent; see
+/// [`crate::login::profile::config_dir`]).
 pub fn default_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("", "", "hoop-kube").map(|d| d.config_dir().join("forward"))
+    crate::login::profile::config_dir().ok().map(|d| d.join("forward"))
 }
 
 /// Load the CA in `dir`, creating it (and `dir`, 0700) when absent, and mint a serving

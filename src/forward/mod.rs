@@ -7,6 +7,9 @@
 //! through unchanged; the relay decides. A broken relay connection is replaced on the next
 //! request; while the relay is unreachable kubectl gets a 503 `Status` that says so.
 
+pub mod for_profile;
+pub mod identity;
+pub mod launch;
 pub mod local_ca;
 
 use std::net::SocketAddr;
@@ -16,7 +19,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::kube::status::Status;
-use crate::pki::{self, Leaf, PkiError};
+use crate::pki::{self, PkiError};
+
+pub use identity::RelayIdentity;
 use crate::proxy::client::{HopError, NextHop};
 use crate::proxy::pass::{pass, PassError};
 use crate::respond;
@@ -28,12 +33,22 @@ pub struct ForwardConfig {
     pub listen: SocketAddr,
     /// The relay, `https://host:port`.
     pub relay: String,
-    /// The CA that signed the relay's serving certificate.
-    pub relay_ca_pem: String,
-    /// The client certificate and key for mutual TLS with the relay.
-    pub client: Leaf,
+    /// How the relay's serving certificate is trusted.
+    pub trust: RelayTrust,
+    /// The client certificate and key for mutual TLS with the relay (replaceable while running).
+    pub client: Arc<RelayIdentity>,
     /// Where the local CA lives.
     pub local_ca_dir: PathBuf,
+}
+
+/// How the forwarder trusts the relay.
+#[derive(Clone, Debug)]
+pub enum RelayTrust {
+    /// A CA file (PEM) that signed the relay's certificate.
+    CaPem(String),
+    /// The SHA-256 fingerprint of the relay's CA, found in the chain the relay presents (a
+    /// profile's `relay_ca_sha256`; see [`crate::relay_trust`]).
+    Pin(String),
 }
 
 /// What can stop a forwarder from starting.
@@ -46,6 +61,9 @@ pub enum ForwardError {
     /// The relay URL is unusable.
     #[error(transparent)]
     Relay(#[from] HopError),
+    /// The relay pin is unusable.
+    #[error(transparent)]
+    Trust(#[from] crate::relay_trust::TrustError),
     /// The listen address is taken.
     #[error("cannot listen on {addr}: {source} (pick another with --listen)")]
     Bind { addr: SocketAddr, source: std::io::Error },
@@ -68,7 +86,15 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 pub async fn start(cfg: ForwardConfig) -> Result<Forwarding, ForwardError> {
     let local = local_ca::load_or_create(&cfg.local_ca_dir)?;
     let tls = Arc::new(pki::server_config(&local.serving, None)?);
-    let relay_tls = pki::client_config(Some(&cfg.relay_ca_pem), Some(&cfg.client), true)?;
+    let resolver: Arc<dyn rustls::client::ResolvesClientCert> = cfg.client.clone();
+    let relay_tls = match &cfg.trust {
+        RelayTrust::CaPem(pem) => {
+            let mut c = pki::client_config(Some(pem), None, true)?;
+            c.client_auth_cert_resolver = resolver;
+            c
+        }
+        RelayTrust::Pin(pin) => crate::relay_trust::client_config(pin, Some(resolver))?,
+    };
     let hop = Arc::new(NextHop::new(&cfg.relay, relay_tls)?);
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ForwardError::Bind { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| ForwardError::Bind { addr: cfg.listen, source })?;

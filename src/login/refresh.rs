@@ -360,6 +360,15 @@ pub async fn credential(
     info: &ExecInfo,
     deps: &Deps,
 ) -> Result<String, CredentialError> {
+    Ok(obtain(profile, info, deps).await?.render(info.api_version))
+}
+
+/// Like [`credential`], returning the token and its expiry instead of the rendered JSON.
+pub async fn obtain(
+    profile: &Profile,
+    info: &ExecInfo,
+    deps: &Deps,
+) -> Result<ExecCredentialOut, CredentialError> {
     if deps.store.profile() != profile.name {
         return Err(CredentialError::Setup(format!(
             "the secret store is for profile \"{}\", not \"{}\"",
@@ -370,7 +379,7 @@ pub async fn credential(
     // 1. Fast path: the cached token, if it outlives the margin.
     let cached = read_id_token(profile, deps).await?;
     if let Some(out) = usable(&cached, deps) {
-        return Ok(out.render(info.api_version));
+        return Ok(out);
     }
 
     // 2. Single flight: the lock, or a token someone else stored while we waited for it.
@@ -387,13 +396,13 @@ pub async fn credential(
     .await?;
     let _lock = match lock {
         Acquired::Locked(lock) => lock,
-        Acquired::Early(out) => return Ok(out.render(info.api_version)),
+        Acquired::Early(out) => return Ok(out),
     };
 
     // Under the lock: read again; the previous holder may have refreshed.
     let cached = read_id_token(profile, deps).await?;
     if let Some(out) = usable(&cached, deps) {
-        return Ok(out.render(info.api_version));
+        return Ok(out);
     }
     let refresh_token = deps
         .store
@@ -451,7 +460,7 @@ pub async fn credential(
         left_secs: e.left_secs,
         margin_secs: e.margin_secs,
     })?;
-    Ok(out.render(info.api_version))
+    Ok(out)
 }
 
 /// Stores the tokens of a login or refresh: the refresh token **first** (after a rotation the old

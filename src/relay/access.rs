@@ -4,6 +4,7 @@
 //! user is not listed by name and has none of the listed groups is a 403 `Status`.
 
 use super::authn::Authenticated;
+use super::oidc::Identity;
 use crate::kube::request_info::RequestInfo;
 use crate::kube::status::{Status, StatusDetails};
 
@@ -23,8 +24,7 @@ impl Access {
     /// (Forbidden): …`.
     pub fn check(&self, who: &Authenticated, info: &RequestInfo) -> Result<Admitted, Status> {
         let id = who.identity();
-        let allowed = self.subjects.iter().any(|s| *s == id.username || *s == id.subject) || id.groups.iter().any(|g| self.groups.contains(g));
-        if allowed {
+        if self.admits(id) {
             return Ok(Admitted(()));
         }
         let what = if info.is_resource_request {
@@ -36,5 +36,11 @@ impl Access {
         };
         Err(Status::forbidden(format!("{what}: not in the hoop-kube relay's access list (ask the platform team to add you)"))
             .with_details(StatusDetails { name: info.name.clone(), group: info.api_group.clone(), kind: info.resource.clone(), ..Default::default() }))
+    }
+
+    /// Whether a verified identity may use the relay at all: its user name or subject is listed,
+    /// or one of its groups is. Enrollment asks this before any request exists.
+    pub fn admits(&self, id: &Identity) -> bool {
+        self.subjects.iter().any(|s| *s == id.username || *s == id.subject) || id.groups.iter().any(|g| self.groups.contains(g))
     }
 }

@@ -52,7 +52,7 @@ pub enum Unauthenticated {
 }
 
 /// Extract the bearer token. Exactly one `Authorization` header, scheme `Bearer`.
-fn bearer(headers: &HeaderMap) -> Result<&str, Unauthenticated> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, Unauthenticated> {
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let (Some(v), None) = (values.next(), values.next()) else {
         return Err(Unauthenticated::NoToken);

@@ -1,5 +1,6 @@
-//! Start a relay from its validated configuration: load the serving certificate and client CA,
-//! resolve the upstream credential, discover the OIDC issuer, bind, serve.
+//! Start a relay from its validated configuration: load the serving certificate and client CA
+//! (and, with `enrollment`, the CA's key), resolve the upstream credential, discover the OIDC
+//! issuer, bind, serve.
 //!
 //! Everything that can be checked before the first request is checked here, so a relay that
 //! starts is a relay that can serve; each failure is one line naming what to fix.
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::access::Access;
+use super::enroll::Enrollment;
 use super::config::{Material, RelayConfig, ResolvedCredential};
 use super::oidc::{self, OidcSettings, Verifier};
 use super::upstream::{TokenFile, Upstream, UpstreamAuth};
@@ -72,7 +74,16 @@ fn pki_err(what: &str) -> impl Fn(pki::PkiError) -> BootError + '_ {
 pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::ServerConfig), BootError> {
     let serving = Leaf { cert_pem: read_file(&cfg.tls.cert, "tls.cert")?, key_pem: read_file(&cfg.tls.key, "tls.key")? };
     let client_ca = read_file(&cfg.tls.client_ca, "tls.client_ca")?;
-    let server_tls = pki::mtls_server_config(&serving, &client_ca).map_err(pki_err("tls"))?;
+    let server_tls = pki::relay_server_config(&serving, &client_ca).map_err(pki_err("tls"))?;
+    let enrollment = match &cfg.enrollment {
+        Some(e) => {
+            let key = read_file(&e.ca_key, "enrollment.ca_key")?;
+            let what = format!("enrollment.ca_key ({}) with tls.client_ca ({})", e.ca_key.display(), cfg.tls.client_ca.display());
+            let ca = pki::Ca::from_pem(&client_ca, &key).map_err(|e| BootError::Material { what, reason: e.to_string() })?;
+            Some(Enrollment { ca, max_lifetime: e.max_lifetime() })
+        }
+        None => None,
+    };
 
     let up = cfg.resolve_upstream()?;
     if let Some(name) = &up.tls_server_name {
@@ -109,6 +120,7 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
         access: Access { subjects: cfg.access.subjects.clone(), groups: cfg.access.groups.clone() },
         upstream: Upstream { hop, auth, impersonate: cfg.impersonation },
         limits: Limits { max_header_bytes: cfg.limits.max_header_bytes, max_body_bytes: cfg.limits.max_body_bytes },
+        enrollment,
     };
     Ok((Arc::new(state), server_tls))
 }

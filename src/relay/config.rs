@@ -18,16 +18,22 @@
 //! `insecure-skip-tls-verify` are refused), or the pod's service account.
 
 use std::fmt::{self, Write as _};
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+#[path = "config_enrollment.rs"]
+mod enrollment;
+#[path = "config_yaml.rs"]
+mod yaml;
+pub(super) use yaml::{parse_yaml, read_capped};
+pub use enrollment::{EnrollmentConfig, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS};
 
 /// Config and kubeconfig files larger than this (1 MiB) are refused before parsing.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -103,7 +109,8 @@ pub(super) fn io_msg(e: &std::io::Error) -> String {
 pub struct RelayConfig {
     /// The config file as the user named it (used in messages).
     pub source: String,
-    /// `listen`: where the API port listens (`IP:PORT`). Mutual TLS is required, TLS 1.3 only.
+    /// `listen`: where the API port listens (`IP:PORT`). TLS 1.3 only; a client certificate is
+    /// required for everything but enrollment.
     pub listen: SocketAddr,
     /// `tls`: the relay's server certificate and the CA its clients' certificates chain to.
     pub tls: TlsConfig,
@@ -118,6 +125,8 @@ pub struct RelayConfig {
     pub access: AccessConfig,
     /// `limits`: request size limits.
     pub limits: Limits,
+    /// `enrollment` (optional): sign client certificates at login with the `tls.client_ca` key.
+    pub enrollment: Option<EnrollmentConfig>,
 }
 
 /// `tls:` — PEM files, relative paths taken from the config file's directory.
@@ -253,6 +262,7 @@ struct RawConfig {
     #[serde(default = "default_true")] impersonation: bool,
     #[serde(default)] access: AccessConfig,
     #[serde(default)] limits: Limits,
+    #[serde(default)] enrollment: Option<enrollment::RawEnrollment>,
 }
 
 #[derive(Deserialize)]
@@ -376,7 +386,8 @@ impl RelayConfig {
         if !(BODY_RANGE.0..=BODY_RANGE.1).contains(&l.max_body_bytes) {
             return Err(cx.invalid("limits.max_body_bytes", format!("{} is out of range; allowed {}–{}", l.max_body_bytes, BODY_RANGE.0, BODY_RANGE.1)));
         }
-        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits })
+        let enrollment = raw.enrollment.map(|e| cx.enrollment(e)).transpose()?;
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment })
     }
 
     /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account
@@ -424,7 +435,7 @@ impl RelayConfig {
         let algs = o.algorithms.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ");
         let (ns, ng) = (self.access.subjects.len(), self.access.groups.len());
         let _ = writeln!(s, "config:        {}", self.source);
-        let _ = writeln!(s, "listen:        {} (mutual TLS, TLS 1.3 only)", self.listen);
+        let _ = writeln!(s, "listen:        {} (TLS 1.3 only; client certificate required except for enrollment)", self.listen);
         let _ = writeln!(s, "tls:           cert {}, key {}, client CA {}", p(&self.tls.cert), p(&self.tls.key), p(&self.tls.client_ca));
         let _ = writeln!(s, "upstream:      {} via {cred}; CA: {ca}", u.server);
         let _ = writeln!(s, "oidc issuer:   {}{}", o.issuer, o.ca.as_deref().map(|c| format!(" (CA {})", p(c))).unwrap_or_default());
@@ -435,6 +446,11 @@ impl RelayConfig {
         let _ = writeln!(s, "impersonation: {imp}");
         let access = if ns + ng == 0 { "empty: every request will be denied".to_string() } else { format!("{ns} subject(s), {ng} group(s)") };
         let _ = writeln!(s, "access:        {access}");
+        let enroll = match &self.enrollment {
+            Some(e) => format!("on: POST /hoop-kube/v1/enroll signs with the tls.client_ca key {}, certificates up to {} h", p(&e.ca_key), e.max_certificate_hours),
+            None => "off (POST /hoop-kube/v1/enroll answers 404; set enrollment.ca_key to turn it on)".into(),
+        };
+        let _ = writeln!(s, "enrollment:    {enroll}");
         let _ = write!(s, "limits:        headers {}, body {}", bytes(self.limits.max_header_bytes), bytes(self.limits.max_body_bytes));
         s
     }
@@ -446,68 +462,6 @@ fn bytes(n: usize) -> String {
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
         n => format!("{n} bytes"),
     }
-}
-
-/// Read at most [`MAX_FILE_BYTES`] of UTF-8 text.
-pub(super) fn read_capped(path: &Path, file: &str) -> Result<String, ConfigError> {
-    let read_err = |source| ConfigError::Read { file: file.into(), source };
-    let f = std::fs::File::open(path).map_err(read_err)?;
-    let mut buf = Vec::new();
-    f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf).map_err(read_err)?;
-    if buf.len() as u64 > MAX_FILE_BYTES {
-        return Err(ConfigError::TooLarge { file: file.into(), limit: MAX_FILE_BYTES });
-    }
-    String::from_utf8(buf).map_err(|e| ConfigError::Syntax {
-        file: file.into(),
-        key: String::new(),
-        message: format!("not UTF-8 text (bad byte at offset {})", e.utf8_error().valid_up_to()),
-    })
-}
-
-/// Parse YAML strictly. A first pass into a generic value finds syntax errors and duplicate keys
-/// anywhere (serde_yaml_ng refuses duplicate mapping keys there; a derived struct alone would
-/// only catch duplicates of fields it knows). The second pass gives typed errors with key paths.
-pub(super) fn parse_yaml<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, ConfigError> {
-    if text.trim().is_empty() {
-        return Err(ConfigError::Invalid { file: file.into(), key: String::new(), message: "the file is empty".into() });
-    }
-    let value: serde_yaml_ng::Value = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
-        .map_err(|e| yaml_error(file, e))?;
-    if value.is_null() {
-        return Err(ConfigError::Invalid { file: file.into(), key: String::new(), message: "the file is empty".into() });
-    }
-    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text)).map_err(|e| yaml_error(file, e))
-}
-
-fn yaml_error(file: &str, e: serde_path_to_error::Error<serde_yaml_ng::Error>) -> ConfigError {
-    let path = e.path().to_string();
-    let mut key = if path == "." || path == "?" { String::new() } else { path };
-    let mut message = e.into_inner().to_string();
-    // serde_yaml_ng prefixes nested messages with the path (or its parent's); say it once.
-    let mut prefix = key.as_str();
-    while !prefix.is_empty() {
-        if let Some(rest) = message.strip_prefix(&format!("{prefix}: ")) {
-            message = rest.to_string();
-            break;
-        }
-        prefix = &prefix[..prefix.rfind(['.', '[']).unwrap_or(0)];
-    }
-    let child = |key: &str, name: &str| if key.is_empty() { name.to_string() } else { format!("{key}.{name}") };
-    let quoted = |m: &str, open: &str, close: char| {
-        let rest = m.strip_prefix(open)?;
-        let end = rest.find(close)?;
-        Some((rest[..end].to_string(), rest[end + 1..].to_string()))
-    };
-    if let Some((name, rest)) = quoted(&message, "missing field `", '`') {
-        key = child(&key, &name);
-        message = format!("is required but not set{}", rest.replacen(" at line", " in the mapping at line", 1));
-    } else if let Some((name, rest)) = quoted(&message, "duplicate field `", '`').or_else(|| quoted(&message, "duplicate entry with key \"", '"')) {
-        key = child(&key, &name);
-        message = format!("is set more than once (YAML keys must be unique){}", rest.replacen(" at line", " in the mapping at line", 1));
-    } else if let Some((_, rest)) = quoted(&message, "unknown field `", '`') {
-        message = format!("unknown key{rest}");
-    }
-    ConfigError::Syntax { file: file.into(), key, message }
 }
 
 /// Validation context: the file label and the directory relative paths are taken from.

@@ -14,6 +14,7 @@ fn fixture() -> tempfile::TempDir {
         ("relay.token", SECRET),
         ("relay.crt", "-----BEGIN CERTIFICATE-----\nx\n"),
         ("relay.key", "-----BEGIN PRIVATE KEY-----\nx\n"),
+        ("client-ca.key", "-----BEGIN PRIVATE KEY-----\nx\n"),
         ("empty.crt", ""),
     ] {
         std::fs::write(dir.path().join(name), body).unwrap();
@@ -85,6 +86,9 @@ access:
 limits:
   max_header_bytes: 32768
   max_body_bytes: 1048576
+enrollment:
+  ca_key: client-ca.key
+  max_certificate_hours: 8
 "#;
     let c = parse(text, dir.path()).unwrap();
     let d = dir.path();
@@ -106,10 +110,11 @@ limits:
     assert_eq!(c.access.subjects, ["alice", "bob"]);
     assert_eq!(c.access.groups, ["dev"]);
     assert_eq!((c.limits.max_header_bytes, c.limits.max_body_bytes), (32768, 1048576));
+    assert_eq!(c.enrollment, Some(EnrollmentConfig { ca_key: d.join("client-ca.key"), max_certificate_hours: 8 }));
     let debug = format!("{c:?}");
     assert!(!debug.contains(SECRET), "no secrets in Debug: {debug}");
     let s = c.summary();
-    for want in ["0.0.0.0:8443", "https://10.0.0.1:6443 via token file", "idp.example.com/realms/main", "hoop-kube, kubernetes", "2 subject(s), 1 group(s)", "OFF", "headers 32 KiB, body 1 MiB", "RS256, PS256, ES384, EdDSA"] {
+    for want in ["0.0.0.0:8443", "https://10.0.0.1:6443 via token file", "idp.example.com/realms/main", "hoop-kube, kubernetes", "2 subject(s), 1 group(s)", "OFF", "headers 32 KiB, body 1 MiB", "RS256, PS256, ES384, EdDSA", "certificates up to 8 h"] {
         assert!(s.contains(want), "summary lacks {want:?}:\n{s}");
     }
     assert!(!s.contains(SECRET));
@@ -132,6 +137,42 @@ fn defaults() {
     let s = c.summary();
     assert!(s.contains("every request will be denied"), "{s}");
     assert!(s.contains("CA: system roots") && s.contains("headers 64 KiB, body 3 MiB"), "{s}");
+    assert_eq!(c.enrollment, None);
+    assert!(s.contains("enrollment:    off"), "{s}");
+}
+
+#[test]
+fn enrollment() {
+    let dir = fixture();
+    let c = parse(&format!("{}enrollment:\n  ca_key: client-ca.key\n", minimal()), dir.path()).unwrap();
+    let e = c.enrollment.expect("enrollment is on");
+    assert_eq!(e, EnrollmentConfig { ca_key: dir.path().join("client-ca.key"), max_certificate_hours: DEFAULT_CERTIFICATE_HOURS });
+    assert_eq!(e.max_lifetime(), std::time::Duration::from_secs(12 * 3600));
+    for (h, ok) in [(1, true), (168, true), (0, false), (169, false)] {
+        let text = format!("{}enrollment:\n  ca_key: client-ca.key\n  max_certificate_hours: {h}\n", minimal());
+        match parse(&text, dir.path()) {
+            Ok(c) => assert!(ok && c.enrollment.unwrap().max_certificate_hours == h, "{h}"),
+            Err(e) => {
+                assert!(!ok, "{h}: {e}");
+                assert!(e.to_string().starts_with(&format!("relay.yaml: enrollment.max_certificate_hours: {h} is out of range; allowed 1–168")), "{e}");
+            }
+        }
+    }
+    let with = |body: &str| format!("{}enrollment:\n{body}", minimal());
+    for (text, want) in [
+        (with("  max_certificate_hours: 12\n"), "relay.yaml: enrollment.ca_key: is required but not set"),
+        (with("  ca_key: client-ca.key\n  max_hours: 12\n"), "relay.yaml: enrollment.max_hours: unknown key"),
+        (with("  ca_key: client-ca.key\n  ca_key: other.key\n"), "relay.yaml: enrollment.ca_key: is set more than once"),
+        (with("  ca_key: missing.key\n"), "relay.yaml: enrollment.ca_key: cannot read "),
+        (with("  ca_key: \"\"\n"), "relay.yaml: enrollment.ca_key: is empty; name a file"),
+        (with("  ca_key: empty.crt\n"), "relay.yaml: enrollment.ca_key: "),
+        (with("  ca_key: client-ca.key\n  max_certificate_hours: twelve\n"), "relay.yaml: enrollment.max_certificate_hours: invalid type"),
+        (with("  ca_key: client-ca.key\n  max_certificate_hours: -1\n"), "relay.yaml: enrollment.max_certificate_hours: "),
+        (format!("{}enrollment: client-ca.key\n", minimal()), "relay.yaml: enrollment: invalid type"),
+    ] {
+        let m = err(&text);
+        assert!(m.starts_with(want), "want {want:?}, got {m}");
+    }
 }
 
 #[test]
@@ -372,7 +413,7 @@ fn credential_in_cluster() {
 
 #[test]
 fn unknown_keys() {
-    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`");
+    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`");
     let m = err(&format!("{}extra: 1\n", minimal()));
     assert!(m.starts_with("relay.yaml: extra: unknown key") && m.contains("line 12"), "{m}");
     let m = err(&minimal().replace("  cert:", "  cret:"));

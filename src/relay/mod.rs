@@ -2,17 +2,22 @@
 //!
 //! The phase order, owned here and nowhere else:
 //!
-//! 1. **TLS** — TLS 1.3, a client certificate chaining to the relay's client CA is required;
-//!    its `hoop-kube://subject/…` URI SAN is read once per connection.
-//! 2. **limits** — header block and declared body size (431 / 413 `Status`).
-//! 3. **authn** ([`authn`]) — the bearer OIDC token ([`oidc`]) must verify and name the same
+//! 1. **TLS** — TLS 1.3. A client certificate is optional at the handshake, but one that is
+//!    presented must chain to the relay's client CA (or the handshake fails); its
+//!    `hoop-kube://subject/…` URI SAN is read once per connection ([`Peer`]).
+//! 2. **entry** ([`entry`]) — `POST /hoop-kube/v1/enroll` goes to [`enroll`], with or without a
+//!    certificate: it is how a user without one gets one (its own checks: OIDC token, access
+//!    list, CSR). Every other request on a connection without a client certificate is a 401
+//!    telling the user to run `hoop-kube login`. This is the one place that decides it.
+//! 3. **limits** — header block and declared body size (431 / 413 `Status`).
+//! 4. **authn** ([`authn`]) — the bearer OIDC token ([`oidc`]) must verify and name the same
 //!    subject as the certificate (401).
-//! 4. **header policy** — any client header starting with `impersonate-` or `x-remote-` is
+//! 5. **header policy** — any client header starting with `impersonate-` or `x-remote-` is
 //!    refused (403), by prefix.
-//! 5. **request info** — the shared parser ([`crate::kube::request_info`]) rejects hostile
+//! 6. **request info** — the shared parser ([`crate::kube::request_info`]) rejects hostile
 //!    paths (400); what it parsed is what is forwarded.
-//! 6. **access** ([`access`]) — the allow list (403); the policy engine will take this place.
-//! 7. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
+//! 7. **access** ([`access`]) — the allow list (403); the policy engine will take this place.
+//! 8. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
 //!    credential and `Impersonate-User`/`Impersonate-Group` are set, the raw path and query are
 //!    sent over a pooled HTTP/2 connection (HTTP/1.1 for upgrades), and the response streams
 //!    back; upgrades are spliced.
@@ -23,16 +28,22 @@ pub mod boot;
 pub mod config;
 
 pub mod dev_issuer;
+pub mod enroll;
 pub mod kubeconfig;
 pub mod oidc;
+pub mod pki_init;
 pub mod proxy;
 pub mod upstream;
 
 use std::sync::Arc;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
-use crate::pki::cert_subject;
+use crate::kube::status::Status;
+use crate::pki::{cert_subject, CertSubject};
+use crate::respond::{self, Body};
 
 /// Size limits applied before anything else.
 #[derive(Debug, Clone, Copy)]
@@ -54,13 +65,47 @@ pub struct RelayState {
     pub access: access::Access,
     pub upstream: upstream::Upstream,
     pub limits: Limits,
+    /// The enrollment CA and its limits; `None` when `enrollment` is not configured.
+    pub enrollment: Option<enroll::Enrollment>,
 }
 
-/// Accept mutual-TLS connections and serve each with hyper (HTTP/2 or HTTP/1.1 by ALPN,
+/// What the TLS handshake established about the client, once per connection.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    /// No client certificate: the connection may only enroll.
+    Anonymous,
+    /// A certificate that chains to the client CA, and the hoop-kube subject it names (`None`
+    /// when it names none; authn refuses that with its own 401).
+    Certified(Option<CertSubject>),
+}
+
+/// The message of the 401 for a request without a client certificate.
+pub const NO_CERTIFICATE: &str = "the hoop-kube relay requires a client certificate for this request; run `hoop-kube login` to get one";
+
+/// The relay's request entry: route enrollment, refuse certificate-less requests, hand the rest
+/// to the proxy (see the phase order above).
+pub async fn entry(state: Arc<RelayState>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path() == enroll::PATH {
+        return enroll::handle(&state, req).await;
+    }
+    match &*peer {
+        Peer::Certified(cert) => proxy::handle(state, cert.clone(), req).await,
+        Peer::Anonymous => {
+            tracing::info!(method = %req.method(), path = %req.uri().path(), "refused: no client certificate");
+            respond::status(&Status::failure(401, "Unauthorized", format!("Unauthorized: {NO_CERTIFICATE}")))
+        }
+    }
+}
+
+/// Accept TLS connections (with or without a client certificate, see
+/// [`crate::pki::relay_server_config`]) and serve each with hyper (HTTP/2 or HTTP/1.1 by ALPN,
 /// upgrades enabled), until `stop` turns true: then the listener and every open connection
 /// (watches, logs) are closed at once, as a crash or a restart would close them.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, state: Arc<RelayState>, stop: tokio::sync::watch::Receiver<bool>) {
-    let connect = |session: &rustls::ServerConnection| session.peer_certificates().and_then(|c| c.first()).and_then(cert_subject);
-    let handle = move |cert: Arc<Option<crate::pki::CertSubject>>, req| proxy::handle(state.clone(), (*cert).clone(), req);
+    let connect = |session: &rustls::ServerConnection| match session.peer_certificates().and_then(|c| c.first()) {
+        None => Peer::Anonymous,
+        Some(c) => Peer::Certified(cert_subject(c)),
+    };
+    let handle = move |peer: Arc<Peer>, req| entry(state.clone(), peer, req);
     crate::proxy::serve::serve_tls(listener, tls, stop, connect, handle).await
 }

@@ -193,6 +193,13 @@ impl Idp {
         assert_eq!(status, 200, "test IdP /test/slow_down {user_code}: {resp}");
     }
 
+    /// Token-endpoint requests the IdP has seen with `grant_type` (answered or refused).
+    pub async fn grants(&self, grant_type: &str) -> u64 {
+        let (status, resp) = self.get_json("/test/grants").await;
+        assert_eq!(status, 200, "test IdP /test/grants: {resp}");
+        resp[grant_type].as_u64().unwrap_or(0)
+    }
+
     /// When (Unix epoch milliseconds) the token endpoint was polled for `user_code`.
     pub async fn polls(&self, user_code: &str) -> Vec<u64> {
         let (status, resp) = self.get_json(&format!("/test/polls?user_code={}", form_encode(user_code))).await;

@@ -1,6 +1,7 @@
 //! Shared test helpers: find the real kubectl binaries, start the simulator, run kubectl.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod idp;
 
 use std::path::{Path, PathBuf};

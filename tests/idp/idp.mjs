@@ -187,7 +187,7 @@ function pollState(jti) {
 
 // ---------------------------------------------------------------------------------------------
 // Test-only routes (POST /test/approve, /test/deny, /test/token, /test/slow_down,
-// GET /test/polls). Mounted as provider middleware in front of the provider's own router.
+// GET /test/polls, GET /test/grants). Mounted as provider middleware in front of the provider's own router.
 
 function isLoopback(addr) {
   return addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1';
@@ -363,6 +363,17 @@ const testRoutes = {
   'POST /test/slow_down': slowDown,
 };
 
+// Token-endpoint requests by grant_type, answered or refused (GET /test/grants), so tests can
+// count refreshes at the IdP itself.
+const grantCounts = {};
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.method === 'POST' && ctx.path === '/token') {
+    const type = ctx.oidc?.params?.grant_type ?? 'unknown';
+    grantCounts[type] = (grantCounts[type] ?? 0) + 1;
+  }
+});
+
 provider.use(async (ctx, next) => {
   if (ctx.path !== '/test' && !ctx.path.startsWith('/test/')) return next();
   ctx.type = 'json';
@@ -373,6 +384,8 @@ provider.use(async (ctx, next) => {
     let result;
     if (ctx.method === 'GET' && ctx.path === '/test/polls') {
       result = await listPolls(ctx.query);
+    } else if (ctx.method === 'GET' && ctx.path === '/test/grants') {
+      result = { ...grantCounts };
     } else {
       const handler = testRoutes[`${ctx.method} ${ctx.path}`];
       if (!handler) throw new HttpError(404, 'not_found', `no test route ${ctx.method} ${ctx.path}`);
