@@ -105,6 +105,11 @@ fn main() {
         medians.push(med);
         println!("| {label} | {:.2} ms | {:.2} ms |", ms(med), ms(p99));
     }
+    // Leave nothing in the user's persistent keyring.
+    if std::env::var_os(IN_SESSION).is_some() {
+        let store = hoop_kube::login::store::SecretStore::new("bench-keyring", hoop_kube::login::store::Backend::Keyring).expect("store");
+        let _ = rt.block_on(store.delete_all());
+    }
     if subjects.last().is_some_and(|(l, _)| l.starts_with(PEER)) {
         let peer = ms(medians[medians.len() - 1]);
         for ((label, _), m) in subjects.iter().zip(&medians).take(subjects.len() - 1) {

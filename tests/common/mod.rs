@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod idp;
+pub mod login_bed;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
