@@ -5,14 +5,16 @@
 //!
 //! ```text
 //! cargo bench --bench credential            # 300 runs of each (HOOP_KUBE_BENCH_RUNS to change)
+//! HOOP_KUBE_BENCH_DIAG=1 cargo bench --bench credential   # plus rows that show where time goes
 //! ```
 //!
 //! hoop-kube is measured with the `file` store and, when `keyctl` is installed, with the kernel
 //! keyring (the bench re-runs itself inside `keyctl session -` so the keys live in a private
 //! session keyring). Each hoop-kube call does what it does under kubectl: parse
 //! `KUBERNETES_EXEC_INFO`, read the profile, read the cached ID token from the store, check the
-//! client certificate's expiry, check that the forwarder listens (a listener in this process
-//! stands in for it), print the ExecCredential. Prints a Markdown table for the README.
+//! client certificate's expiry, check that the forwarder runs (this process holds the running
+//! lock and a listener in its place), print the ExecCredential. Prints a Markdown table for the
+//! README.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -44,14 +46,17 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // The forwarder stand-in.
+    // The forwarder stand-in: a listener, and the running lock a profile forwarder holds.
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let addr = listener.local_addr().expect("addr");
+    let port = addr.port();
     std::thread::spawn(move || {
         for c in listener.incoming() {
             drop(c);
         }
     });
+    let lock_dir = dir.path().join("state/hoop-kube/locks");
+    let mut _running = Vec::new();
 
     let mut subjects: Vec<(String, Command)> = Vec::new();
     let mut backends = vec!["file"];
@@ -61,6 +66,9 @@ fn main() {
     for backend in backends {
         let profile = format!("bench-{backend}");
         rt.block_on(seed(dir.path(), &profile, backend, port));
+        let mut lock = hoop_kube::forward::launch::hold_running_lock(&lock_dir, &profile).expect("running lock");
+        lock.listening(addr);
+        _running.push(lock);
         let mut c = Command::new(EXE);
         c.args(["credential", "--profile", &profile]);
         env(&mut c, dir.path());
@@ -69,6 +77,20 @@ fn main() {
         assert!(String::from_utf8_lossy(&probe.stdout).contains("cached-bench-token"));
         let label = if backend == "file" { "hoop-kube credential (file store)".to_string() } else { format!("hoop-kube credential (keyring: {})", describe(&rt, &profile)) };
         subjects.push((label, c));
+    }
+    if std::env::var_os("HOOP_KUBE_BENCH_DIAG").is_some() {
+        // Where the time goes: process start + argument parsing, and the path without the
+        // forwarder check.
+        let mut v = Command::new(EXE);
+        v.arg("--version");
+        subjects.push(("hoop-kube --version".into(), v));
+        let mut c = Command::new(EXE);
+        c.args(["credential", "--profile", "bench-file", "--no-forwarder"]);
+        env(&mut c, dir.path());
+        subjects.push(("hoop-kube credential --no-forwarder (file store)".into(), c));
+        let mut t = Command::new("true");
+        t.env_clear();
+        subjects.push(("true (process start alone)".into(), t));
     }
     if which(PEER) {
         let home = dir.path().join("gke-home");

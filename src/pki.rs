@@ -302,6 +302,18 @@ pub fn key_from_pem(pem: &str, what: &str) -> Result<PrivateKeyDer<'static>, Pki
     PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Read { path: what.into(), reason: e.to_string() })
 }
 
+/// Verify client certificates against `client_ca` when they are offered; accept none offered.
+fn optional_client_verifier(client_ca: &str) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, PkiError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs_from_pem(client_ca, "client CA")? {
+        roots.add(c)?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| PkiError::Verifier(e.to_string()))
+}
+
 /// A rustls server configuration. `client_ca`: verify client certificates against it when they are
 /// offered (optional, as kube-apiserver does: a request may use a bearer token instead).
 /// ALPN offers h2 then http/1.1, as the apiserver does.
@@ -310,17 +322,7 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Result<rustls::Ser
     let key = key_from_pem(&leaf.key_pem, "server key")?;
     let builder = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in certs_from_pem(ca, "client CA")? {
-                roots.add(c)?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .allow_unauthenticated()
-                .build()
-                .map_err(|e| PkiError::Verifier(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(ca) => builder.with_client_cert_verifier(optional_client_verifier(ca)?),
         None => builder.with_no_client_auth(),
     };
     let mut cfg = builder.with_single_cert(certs, key)?;
@@ -335,17 +337,9 @@ pub fn server_config(leaf: &Leaf, client_ca: Option<&str>) -> Result<rustls::Ser
 pub fn relay_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::ServerConfig, PkiError> {
     let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
     let key = key_from_pem(&leaf.key_pem, "server key")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs_from_pem(client_ca, "client CA")? {
-        roots.add(c)?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| PkiError::Verifier(e.to_string()))?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(optional_client_verifier(client_ca)?)
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)

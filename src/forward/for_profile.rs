@@ -31,6 +31,10 @@ pub enum ProfileForwardError {
     NoPin(String),
     #[error("cannot open the secret store of profile \"{profile}\": {reason}")]
     Store { profile: String, reason: String },
+    #[error("{0}")]
+    AlreadyRunning(String),
+    #[error("{}", .0.to_string().trim_start_matches("hoop-kube: "))]
+    Setup(#[from] crate::login::refresh::CredentialError),
 }
 
 /// A running profile forwarder.
@@ -39,12 +43,14 @@ pub struct ProfileForwarder {
     pub identity: Arc<RelayIdentity>,
     store: SecretStore,
     cert_path: PathBuf,
+    _running: super::launch::RunningLock,
 }
 
 /// Start the forwarder of `profile`, its local CA in `local_ca_dir`.
 pub async fn start(profile: &Profile, local_ca_dir: PathBuf) -> Result<ProfileForwarder, ProfileForwardError> {
     let pin = profile.relay_ca_sha256.clone().ok_or_else(|| ProfileForwardError::NoPin(profile.name.clone()))?;
     let store = SecretStore::new(&profile.name, profile.token_store).map_err(|e| ProfileForwardError::Store { profile: profile.name.clone(), reason: e.to_string() })?;
+    let mut running = super::launch::hold_running_lock(&crate::login::refresh::default_lock_dir()?, &profile.name).map_err(ProfileForwardError::AlreadyRunning)?;
     let (leaf, _) = client_cert::load_leaf(profile, &store).await?;
     let identity = RelayIdentity::new(&leaf).map_err(ForwardError::from)?;
     let forwarding = super::start(ForwardConfig {
@@ -55,7 +61,8 @@ pub async fn start(profile: &Profile, local_ca_dir: PathBuf) -> Result<ProfileFo
         local_ca_dir,
     })
     .await?;
-    Ok(ProfileForwarder { forwarding, identity, store, cert_path: client_cert::cert_path(&profile.name)? })
+    running.listening(forwarding.addr);
+    Ok(ProfileForwarder { forwarding, identity, store, cert_path: client_cert::cert_path(&profile.name)?, _running: running })
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {

@@ -12,6 +12,7 @@ pub mod client_cert;
 pub mod device;
 pub mod enroll;
 pub mod exec_credential;
+pub mod fast_path;
 pub mod kubeconfig;
 pub mod profile;
 pub mod refresh;

@@ -91,7 +91,7 @@ use chunks::{
 };
 pub use error::StoreError;
 use file::{file_delete_all, file_path, file_probe, file_read, file_write};
-use os_keyring::{no_usable, os_store, probe_raw, short_reason, RawStore};
+use os_keyring::{keyutils_without_bus, no_usable, os_store, probe_raw, short_reason, RawStore};
 
 #[cfg(test)]
 mod tests;
@@ -311,6 +311,25 @@ impl SecretStore {
                 })
                 .await
             }
+        }
+    }
+
+    /// A best-effort, synchronous read for `hoop-kube credential`'s cached path: no runtime, no
+    /// probe, no timeout. Answers only from the file backend or, when no D-Bus session bus
+    /// exists, the kernel keyring; `None` when the value is absent, on any error, and for the
+    /// Secret Service (whose client needs the runtime). The caller then takes the full path
+    /// ([`SecretStore::get`]), which reports errors properly. Checks the same manifest length
+    /// and SHA-256 as `get`.
+    pub fn get_cached_now(&self, name: &str) -> Option<Vec<u8>> {
+        check_name(name).ok()?;
+        match &self.inner {
+            Inner::File { dir } => file_read(dir, &self.profile).ok()?.remove(name),
+            Inner::Os => {
+                let raw = keyutils_without_bus()?;
+                get_slot(raw.as_ref(), &slot_key(&self.profile, name), name).ok()?
+            }
+            #[cfg(test)]
+            Inner::Raw(raw) => get_slot(raw.as_ref(), &slot_key(&self.profile, name), name).ok()?,
         }
     }
 

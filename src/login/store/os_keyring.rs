@@ -256,6 +256,22 @@ fn choose_os_keyring() -> Result<OsKind, StoreError> {
     Ok(kind)
 }
 
+/// The kernel keyring, without the write probe, when no D-Bus session bus is there (so the choice
+/// below could only be the kernel keyring); `None` otherwise. For the plugin's cached path, which
+/// only reads and falls back to the full path on anything but a hit.
+#[cfg(target_os = "linux")]
+pub(super) fn keyutils_without_bus() -> Option<Arc<dyn RawStore>> {
+    if session_bus().is_ok() {
+        return None;
+    }
+    os_store_of(OsKind::Keyutils).ok().map(|s| Arc::new(s) as Arc<dyn RawStore>)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn keyutils_without_bus() -> Option<Arc<dyn RawStore>> {
+    None
+}
+
 #[cfg(target_os = "linux")]
 fn choose_uncached() -> Result<OsKind, StoreError> {
     let mut reasons = Vec::new();
