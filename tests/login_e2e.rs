@@ -173,3 +173,43 @@ async fn a_new_profile_without_its_settings_is_one_line() {
         "hoop-kube: profile \"x\" is new: pass --relay URL, --relay-ca-sha256 HEX and --issuer URL (your platform team has them)\n"
     );
 }
+
+/// kubectl passed its terminal (`interactive: true`) and there is no session: the plugin runs the
+/// device flow on stderr, and stdout carries only the ExecCredential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_plugin_logs_in_on_stderr() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let bed = Bed::start(&["alice"]).await;
+    let port = free_port();
+    bed.login("alice", "alice", port, &["--token-store", "file"]).await;
+    let o = bed.run(bed.hk(&["logout", "--profile", "alice"])).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    let mut c = bed.hk(&["credential", "--profile", "alice"]);
+    c.env("KUBERNETES_EXEC_INFO", exec_info(true)).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let out = tokio::spawn(async move {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).await.unwrap();
+        s
+    });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut err = String::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.expect("the plugin finishes").unwrap() {
+        if let Some(url) = line.trim().strip_prefix("Open:") {
+            common::browser::Browser::new().approve(url.trim(), "alice").await;
+        }
+        err.push_str(&line);
+        err.push('\n');
+    }
+    assert!(child.wait().await.unwrap().success(), "{err}");
+    let out = out.await.unwrap();
+    assert!(err.contains("log in to profile \"alice\""), "{err}");
+    let token = token_of(out.trim());
+    assert!(!token.is_empty());
+    assert_eq!(out.lines().count(), 1, "stdout holds the ExecCredential only: {out}");
+    // And the session is usable again: kubectl works without another login.
+    assert!(bed.path("state/hoop-kube/certs/alice.crt").exists());
+    let o = bed.run(bed.hk(&["logout", "--profile", "alice"])).await;
+    assert_eq!(o.code, 0);
+}
