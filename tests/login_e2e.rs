@@ -213,3 +213,29 @@ async fn an_interactive_plugin_logs_in_on_stderr() {
     let o = bed.run(bed.hk(&["logout", "--profile", "alice"])).await;
     assert_eq!(o.code, 0);
 }
+
+/// Profiles made without --forward-listen get distinct forwarder ports, so they can run side by
+/// side; an unreachable issuer is one line (the profile is kept for the next attempt).
+#[tokio::test]
+async fn new_profiles_get_their_own_forward_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let pin = "ab".repeat(32);
+    for name in ["one", "two"] {
+        let mut c = Command::new(EXE);
+        c.args(["login", "--profile", name, "--relay", "https://relay.example.com", "--relay-ca-sha256", &pin, "--issuer", "http://127.0.0.1:1", "--token-store", "file", "--no-qr"])
+            .env("HOOP_KUBE_CONFIG_DIR", dir.path().join("c"))
+            .env("XDG_STATE_HOME", dir.path().join("s"))
+            .env("HOME", dir.path());
+        let out = c.output().await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("hoop-kube: could not reach the identity provider at http://127.0.0.1:1/.well-known/openid-configuration"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let port = |n: &str| {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join(format!("c/profiles/{n}.json"))).unwrap()).unwrap();
+        v["forward_listen"].as_str().unwrap().to_string()
+    };
+    assert_eq!(port("one"), "127.0.0.1:6643");
+    assert_eq!(port("two"), "127.0.0.1:6644");
+}

@@ -132,7 +132,9 @@ fn profile_from_args(a: &LoginArgs) -> anyhow::Result<Profile> {
             let (Some(relay), Some(issuer)) = (&a.relay, &a.issuer) else {
                 bail!("profile \"{name}\" is new: pass --relay URL, --relay-ca-sha256 HEX and --issuer URL (your platform team has them)");
             };
-            Profile::new(name, relay, issuer)?
+            let mut p = Profile::new(name, relay, issuer)?;
+            p.forward_listen = free_forward_listen()?;
+            p
         }
         Err(e) => return Err(e.into()),
     };
@@ -165,6 +167,17 @@ fn profile_from_args(a: &LoginArgs) -> anyhow::Result<Profile> {
         bail!("profile \"{name}\" has no relay CA pin: pass --relay-ca-sha256 HEX (printed by `hoop-kube relay pki init`) or --relay-ca FILE");
     }
     Ok(p)
+}
+
+/// The first loopback port from 6643 up that no other profile's forwarder uses, so that profiles
+/// created without --forward-listen can run side by side.
+fn free_forward_listen() -> anyhow::Result<SocketAddr> {
+    let taken: Vec<SocketAddr> = Profile::list()?.iter().filter_map(|n| Profile::load(n).ok()).map(|p| p.forward_listen).collect();
+    let mut addr = profile::DEFAULT_FORWARD_LISTEN;
+    while taken.contains(&addr) {
+        addr.set_port(addr.port().checked_add(1).context("no free forward port above 6643; pass --forward-listen")?);
+    }
+    Ok(addr)
 }
 
 /// `hoop-kube login`.

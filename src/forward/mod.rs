@@ -65,7 +65,7 @@ pub enum ForwardError {
     #[error(transparent)]
     Trust(#[from] crate::relay_trust::TrustError),
     /// The listen address is taken.
-    #[error("cannot listen on {addr}: {source} (pick another with --listen)")]
+    #[error("cannot listen on {addr}: {source} (another program uses it: pick another address with --listen, or for a profile with hoop-kube login --forward-listen)")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
