@@ -40,6 +40,9 @@ _hoop__kube() {
             hoop__kube,logout)
                 cmd="hoop__kube__subcmd__logout"
                 ;;
+            hoop__kube,policy)
+                cmd="hoop__kube__subcmd__policy"
+                ;;
             hoop__kube,relay)
                 cmd="hoop__kube__subcmd__relay"
                 ;;
@@ -73,6 +76,9 @@ _hoop__kube() {
             hoop__kube__subcmd__help,logout)
                 cmd="hoop__kube__subcmd__help__subcmd__logout"
                 ;;
+            hoop__kube__subcmd__help,policy)
+                cmd="hoop__kube__subcmd__help__subcmd__policy"
+                ;;
             hoop__kube__subcmd__help,relay)
                 cmd="hoop__kube__subcmd__help__subcmd__relay"
                 ;;
@@ -82,6 +88,9 @@ _hoop__kube() {
             hoop__kube__subcmd__help,status)
                 cmd="hoop__kube__subcmd__help__subcmd__status"
                 ;;
+            hoop__kube__subcmd__help__subcmd__policy,test)
+                cmd="hoop__kube__subcmd__help__subcmd__policy__subcmd__test"
+                ;;
             hoop__kube__subcmd__help__subcmd__relay,check)
                 cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__check"
                 ;;
@@ -90,6 +99,18 @@ _hoop__kube() {
                 ;;
             hoop__kube__subcmd__help__subcmd__relay__subcmd__pki,init)
                 cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__pki__subcmd__init"
+                ;;
+            hoop__kube__subcmd__policy,help)
+                cmd="hoop__kube__subcmd__policy__subcmd__help"
+                ;;
+            hoop__kube__subcmd__policy,test)
+                cmd="hoop__kube__subcmd__policy__subcmd__test"
+                ;;
+            hoop__kube__subcmd__policy__subcmd__help,help)
+                cmd="hoop__kube__subcmd__policy__subcmd__help__subcmd__help"
+                ;;
+            hoop__kube__subcmd__policy__subcmd__help,test)
+                cmd="hoop__kube__subcmd__policy__subcmd__help__subcmd__test"
                 ;;
             hoop__kube__subcmd__relay,check)
                 cmd="hoop__kube__subcmd__relay__subcmd__check"
@@ -131,7 +152,7 @@ _hoop__kube() {
 
     case "${cmd}" in
         hoop__kube)
-            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward completions help"
+            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,7 +262,7 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__help)
-            opts="login logout status kubeconfig credential sim demo relay forward completions help"
+            opts="login logout status kubeconfig credential sim demo relay forward policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +376,34 @@ _hoop__kube() {
         hoop__subcmd__kube__subcmd__help__subcmd__logout)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__policy)
+            opts="test"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__policy__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -542,6 +591,96 @@ _hoop__kube() {
             fi
             case "${prev}" in
                 --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__policy)
+            opts="-h -V --help --version test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__policy__subcmd__help)
+            opts="test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__policy__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__policy__subcmd__help__subcmd__test)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__policy__subcmd__test)
+            opts="-h -V --config --as --group --agent --object --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --object)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -81,6 +81,9 @@ pub enum Command {
     /// Run a local forwarder: kubectl talks HTTPS to 127.0.0.1, the forwarder talks mutual TLS
     /// to the relay.
     Forward(ForwardArgs),
+    /// Work with the relay's policy (`hoop-kube policy test`).
+    #[command(subcommand)]
+    Policy(PolicyAction),
     /// Print shell completions for SHELL to stdout.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -173,6 +176,48 @@ pub struct RelayPkiInitArgs {
     pub force: bool,
 }
 
+/// `hoop-kube policy …` actions.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Explain the decision for a described request, rule by rule.
+    ///
+    /// Reads only the `policy:` section of --config (checked exactly as `relay check` does),
+    /// parses METHOD PATH with the relay's own request parser, and prints the decision, the
+    /// deciding rule, every rule that matched with its action, reviewers and mask, and the message
+    /// kubectl would print. Example:
+    /// `hoop-kube policy test --config relay.yaml --as alice --group dev DELETE
+    /// /api/v1/namespaces/prod-eu/pods/web-1`.
+    ///
+    /// Exit status: 0 allowed, 1 denied (also for a path the relay refuses), 3 held for review,
+    /// 2 on errors (unreadable or invalid config, bad --object, bad arguments).
+    Test(PolicyTestArgs),
+}
+
+/// `hoop-kube policy test`.
+#[derive(Debug, clap::Args)]
+pub struct PolicyTestArgs {
+    /// The relay's YAML configuration (only its `policy:` section is read).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The token subject asking (also its user name).
+    #[arg(long = "as", value_name = "SUBJECT")]
+    pub subject: String,
+    /// A group of the user; repeat for several.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The agent acting for the user (the token's `act.sub`).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// The object of a create/update/patch (JSON or YAML), seen by CEL as `object`.
+    #[arg(long, value_name = "FILE")]
+    pub object: Option<PathBuf>,
+    /// The HTTP method: GET, POST, PUT, PATCH, DELETE, …
+    pub method: String,
+    /// The raw path as kubectl sends it, with an optional ?query,
+    /// e.g. /api/v1/namespaces/prod/pods/web-1/exec?command=sh.
+    pub path: String,
+}
+
 /// `hoop-kube forward`.
 #[derive(Debug, clap::Args)]
 pub struct ForwardArgs {
@@ -223,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => run_demo(a).await,
         Command::Relay(a) => run_relay(a).await,
         Command::Forward(a) => run_forward(a).await,
+        Command::Policy(PolicyAction::Test(a)) => run_policy_test(a),
         Command::Login(a) => login::run_login(a).await,
         Command::Logout(a) => login::run_logout(a).await,
         Command::Status(a) => login::run_status(a).await,
@@ -258,7 +304,7 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let users = crate::demo::demo_users();
-    let stack = crate::demo::start(&dir, &users, crate::demo::Issuer::Dev, a.sim_listen).await.context("cannot start the demo")?;
+    let stack = crate::demo::start_with(&dir, &users, crate::demo::Issuer::Dev, a.sim_listen, Some(crate::demo::DEMO_POLICY)).await.context("cannot start the demo")?;
     let exe = std::env::current_exe().context("cannot locate the hoop-kube executable")?;
     eprintln!("hoop-kube demo: logging the demo users in (device flow, approved by the demo's issuer)…");
     let kubeconfig = crate::demo::login_users(&stack, &users, &exe).await.context("cannot log the demo users in")?;
@@ -269,7 +315,7 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(dev) = &stack.dev_issuer {
         println!("  issuer     {}   (built-in; approve logins at {}/device)", dev.issuer(), dev.issuer());
     }
-    println!("  kubeconfig {kc}   (contexts demo-alice and demo-agent run `hoop-kube credential`)");
+    println!("  kubeconfig {kc}   (contexts demo-alice, demo-agent and demo-sam run `hoop-kube credential`)");
     println!();
     println!("Try:");
     println!("  export KUBECONFIG={kc}");
@@ -279,7 +325,9 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-alice exec -it web -- sh");
     println!("  kubectl --context demo-alice port-forward pod/web 8080:80");
     println!("  kubectl --context demo-alice get pods -w");
-    println!("  kubectl --context demo-agent get secrets");
+    println!("  kubectl --context demo-agent get secrets        # denied: agents never read secrets");
+    println!("  kubectl --context demo-alice delete pod web     # needs approval by sre (reviews land next)");
+    println!("  hoop-kube policy test --config {} --as agent-bot --agent agent-bot GET /api/v1/namespaces/default/secrets", stack.relay_config.display());
     println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube status --profile demo-alice", dir.join("config").display(), dir.join("state").display());
     println!("The simulator's request log ({}) shows who the cluster saw.", dir.join("sim/requests.jsonl").display());
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
@@ -311,6 +359,22 @@ async fn run_relay(a: RelayArgs) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => eprintln!("hoop-kube relay: stopping"),
     }
     Ok(())
+}
+
+/// Exits the process itself: its exit status is the decision (see `PolicyAction::Test`).
+fn run_policy_test(a: PolicyTestArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let t = crate::policy::explain::TestRequest { config: a.config, subject: a.subject, groups: a.groups, agent: a.agent, object: a.object, method: a.method, target: a.path };
+    let mut out = std::io::stdout().lock();
+    let code = match crate::policy::explain::run(&t, &mut out) {
+        Ok(outcome) => outcome.code(),
+        Err(e) => {
+            eprintln!("hoop-kube: {e}");
+            2
+        }
+    };
+    let _ = out.flush();
+    std::process::exit(code)
 }
 
 async fn run_forward(a: ForwardArgs) -> anyhow::Result<()> {

@@ -86,11 +86,57 @@ pub fn demo_users() -> Vec<User> {
     vec![
         User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into() },
         User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "demo-agent".into() },
+        User { subject: "sam".into(), groups: vec!["sre".into()], context: "demo-sam".into() },
     ]
 }
 
+/// The demo's policy: the team may use the cluster; agents never read secrets and never exec;
+/// deletes and privileged pods need approval by `sre`; nobody execs into `kube-system`.
+pub const DEMO_POLICY: &str = r#"policy:
+  rules:
+    - name: team-may-use-the-cluster
+      match:
+        groups: [dev, sre]
+      action: allow
+    - name: agents-never-read-secrets
+      match:
+        agent: present
+        verbs: [get, list, watch]
+        resources: [secrets]
+      action: deny
+      message: agents never read secrets; ask a human to look
+    - name: agents-never-exec
+      match:
+        agent: present
+        verbs: [exec, attach, portforward]
+      action: deny
+    - name: deletes-need-approval
+      match:
+        verbs: [delete, deletecollection]
+      action: review
+      reviewers: [sre]
+    - name: privileged-pods-need-approval
+      match:
+        verbs: [create]
+        resources: [pods]
+      cel: "has(object.spec) && object.spec.containers.exists(c, has(c.securityContext) && has(c.securityContext.privileged) && c.securityContext.privileged == true)"
+      action: review
+      reviewers: [sre]
+    - name: no-exec-in-kube-system
+      match:
+        verbs: [exec, attach]
+        namespaces: [kube-system]
+      action: deny
+"#;
+
 /// Start the stack in `dir` for `users`.
 pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: SocketAddr) -> Result<Stack, DemoError> {
+    start_with(dir, users, issuer, sim_listen, None).await
+}
+
+/// Like [`start`], with `policy` (a `policy:` YAML section, e.g. [`DEMO_POLICY`]) added to the
+/// relay's config; without one the access list alone decides.
+pub async fn start_with(dir: &Path, users: &[User], issuer: Issuer, sim_listen: SocketAddr, policy: Option<&str>) -> Result<Stack, DemoError> {
     let sim = sim::start(SimConfig::new(sim_listen, dir.join("sim"))).await?;
 
     // The relay's PKI: one CA signs the serving certificate and the users' client certificates.
@@ -123,7 +169,7 @@ pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: Socke
         server = sim.url,
         sim_ca = dir.join("sim/ca.crt").display(),
         token = dir.join("sim/relay.token").display(),
-    );
+    ) + policy.unwrap_or("");
     let relay_config = rdir.join("relay.yaml");
     write(&relay_config, &relay_yaml, false)?;
     let cfg = RelayConfig::load(&relay_config)?;

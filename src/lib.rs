@@ -24,6 +24,7 @@ pub mod forward;
 pub mod kube;
 pub mod login;
 pub mod pki;
+pub mod policy;
 pub mod proxy;
 pub mod relay;
 pub mod relay_trust;

@@ -59,7 +59,7 @@ impl RunningLock {
         use std::io::{Seek as _, Write as _};
         let _ = self.file.set_len(0);
         let _ = self.file.rewind();
-        let _ = write!(self.file, "pid {} listen {addr}\n", std::process::id());
+        let _ = writeln!(self.file, "pid {} listen {addr}", std::process::id());
     }
 }
 
@@ -80,7 +80,7 @@ pub fn hold_running_lock(lock_dir: &Path, profile: &str) -> Result<RunningLock, 
     }
     let _ = file.set_len(0);
     let _ = file.rewind();
-    let _ = write!(file, "pid {} starting\n", std::process::id());
+    let _ = writeln!(file, "pid {} starting", std::process::id());
     Ok(RunningLock { file })
 }
 

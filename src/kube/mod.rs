@@ -6,6 +6,7 @@
 //! the streaming protocols ([`wire`]). The simulator, the relay's policy engine and the records all
 //! use these same parsers, so they can never disagree about what a request means.
 
+pub mod body;
 pub mod media;
 pub mod protobuf;
 mod query;

@@ -30,6 +30,18 @@ pub fn query_all(query: Option<&str>, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every key with all its values, in key order, with [`query_first`]'s rules (for CEL's
+/// `request.query`). Meant for a query that [`parse`](super::request_info::parse) accepted, so
+/// the lenient and the strict reading agree.
+#[must_use]
+pub fn query_map(query: Option<&str>) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (k, v) in query.into_iter().flat_map(go_pairs) {
+        out.entry(lossy(k)).or_default().push(lossy(v));
+    }
+    out
+}
+
 /// Strict query parse for [`parse`](super::request_info::parse): anything Go would silently
 /// drop or that is not plain RFC 3986 is refused, so no parser can see different parameters than
 /// we authorized.

@@ -20,7 +20,7 @@
 use http::{Method, Uri};
 
 use super::query::{first, hex_pair, parse_query_strict};
-pub use super::query::{query_all, query_first};
+pub use super::query::{query_all, query_first, query_map};
 
 /// Longest accepted raw path, in bytes. kube-apiserver itself is bounded only by Go's 1 MiB
 /// header limit, but no legitimate path comes near 4 KiB: names are at most 253 bytes, namespaces
@@ -161,6 +161,25 @@ impl RequestInfo {
                         | ("services" | "nodes", "proxy")
                         | ("serviceaccounts", "token")
                 ))
+    }
+
+    /// The verb policy and records use, with exec-class subresources classified by subresource
+    /// whatever the HTTP method (a WebSocket exec is a `get`, its SPDY fallback a `create`; both
+    /// are `exec`): `pods/exec` → `exec`, `pods/attach` → `attach`, `pods/portforward` →
+    /// `portforward`, `pods|services|nodes/proxy` and the legacy `proxy` path verb → `proxy`,
+    /// `serviceaccounts/token` → `create` (a token request is never a harmless `get`). Every
+    /// other request keeps [`RequestInfo::verb`]. The group is not checked, as in
+    /// [`is_exec_class`](Self::is_exec_class). This is the one place that classification lives.
+    #[must_use]
+    pub fn policy_verb(&self) -> &str {
+        if !self.is_exec_class() {
+            return &self.verb;
+        }
+        match (self.resource.as_str(), self.subresource.as_str()) {
+            ("pods", sub @ ("exec" | "attach" | "portforward")) => sub,
+            ("serviceaccounts", "token") => "create",
+            _ => "proxy",
+        }
     }
 
     /// Whether the verb writes: create, update, patch, delete or deletecollection.

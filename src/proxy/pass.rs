@@ -11,7 +11,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Incoming;
 
 use super::client::{BoxError, HopError, NextHop, OutBody};
 use super::{headers, splice};
@@ -19,7 +18,11 @@ use crate::respond::Body;
 
 /// Forward `req` to `hop`. `edit` adjusts the outgoing headers (after hop-by-hop headers and
 /// `Host` are removed) and may refuse the request with a message.
-pub async fn pass(hop: &NextHop, mut req: Request<Incoming>, max_body: usize, edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>) -> Result<Response<Body>, PassError> {
+pub async fn pass<B>(hop: &NextHop, mut req: Request<B>, max_body: usize, edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>) -> Result<Response<Body>, PassError>
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
     let pq = req.uri().path_and_query().cloned().ok_or(PassError::Refused("missing request path".into()))?;
     let uri = hop.uri_for(&pq)?;
     let upgrade = headers::is_upgrade(req.headers());

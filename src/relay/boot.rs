@@ -121,6 +121,7 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
         upstream: Upstream { hop, auth, impersonate: cfg.impersonation },
         limits: Limits { max_header_bytes: cfg.limits.max_header_bytes, max_body_bytes: cfg.limits.max_body_bytes },
         enrollment,
+        policy: cfg.policy.as_ref().map(crate::policy::Policy::compile).transpose().map_err(|e| BootError::Material { what: "policy".into(), reason: e.to_string() })?,
     };
     Ok((Arc::new(state), server_tls))
 }

@@ -30,10 +30,13 @@ mod tests;
 
 #[path = "config_enrollment.rs"]
 mod enrollment;
+#[path = "config_policy.rs"]
+mod policy;
 #[path = "config_yaml.rs"]
 mod yaml;
 pub(super) use yaml::{parse_yaml, read_capped};
 pub use enrollment::{EnrollmentConfig, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS};
+pub use policy::{load_policy_section, policy_error, MatchConfig, PolicyConfig, RuleConfig};
 
 /// Config and kubeconfig files larger than this (1 MiB) are refused before parsing.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -127,6 +130,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// `enrollment` (optional): sign client certificates at login with the `tls.client_ca` key.
     pub enrollment: Option<EnrollmentConfig>,
+    /// `policy` (optional): the rules of the policy engine, checked by compiling them.
+    pub policy: Option<PolicyConfig>,
 }
 
 /// `tls:` — PEM files, relative paths taken from the config file's directory.
@@ -263,6 +268,7 @@ struct RawConfig {
     #[serde(default)] access: AccessConfig,
     #[serde(default)] limits: Limits,
     #[serde(default)] enrollment: Option<enrollment::RawEnrollment>,
+    #[serde(default)] policy: Option<PolicyConfig>,
 }
 
 #[derive(Deserialize)]
@@ -387,7 +393,8 @@ impl RelayConfig {
             return Err(cx.invalid("limits.max_body_bytes", format!("{} is out of range; allowed {}–{}", l.max_body_bytes, BODY_RANGE.0, BODY_RANGE.1)));
         }
         let enrollment = raw.enrollment.map(|e| cx.enrollment(e)).transpose()?;
-        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment })
+        let policy = raw.policy.map(|p| p.validate(file)).transpose()?;
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy })
     }
 
     /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account
@@ -451,6 +458,15 @@ impl RelayConfig {
             None => "off (POST /hoop-kube/v1/enroll answers 404; set enrollment.ca_key to turn it on)".into(),
         };
         let _ = writeln!(s, "enrollment:    {enroll}");
+        let policy = match &self.policy {
+            Some(p) if p.rules.is_empty() => "no rules: every request will be denied".to_string(),
+            Some(p) => {
+                let (a, d, r) = p.counts();
+                format!("{} rule(s): {a} allow, {d} deny, {r} review (CEL compiled; test with `hoop-kube policy test`)", p.rules.len())
+            }
+            None => "none (the access list decides)".into(),
+        };
+        let _ = writeln!(s, "policy:        {policy}");
         let _ = write!(s, "limits:        headers {}, body {}", bytes(self.limits.max_header_bytes), bytes(self.limits.max_body_bytes));
         s
     }

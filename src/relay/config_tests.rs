@@ -413,7 +413,7 @@ fn credential_in_cluster() {
 
 #[test]
 fn unknown_keys() {
-    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`");
+    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`");
     let m = err(&format!("{}extra: 1\n", minimal()));
     assert!(m.starts_with("relay.yaml: extra: unknown key") && m.contains("line 12"), "{m}");
     let m = err(&minimal().replace("  cert:", "  cret:"));
@@ -624,4 +624,18 @@ fn listen_ipv6_needs_quotes() {
     assert_eq!(c.listen, "[::]:8443".parse().unwrap());
     let m = err(&minimal().replace("listen: 127.0.0.1:8443", "listen: [::]:8443"));
     assert!(m.starts_with("relay.yaml: "), "{m}");
+}
+
+#[test]
+fn policy_section_is_compiled_at_load() {
+    let dir = fixture();
+    let cfg = parse(&format!("{}policy:\n  rules:\n    - {{name: dev, match: {{groups: [dev]}}, action: allow}}\n", minimal()), dir.path()).unwrap();
+    assert_eq!(cfg.policy.as_ref().map(|p| p.rules.len()), Some(1));
+    assert!(cfg.summary().contains("policy:        1 rule(s): 1 allow, 0 deny, 0 review"), "{}", cfg.summary());
+    assert!(parse(&minimal(), dir.path()).unwrap().policy.is_none());
+    let cel = "    - {name: ok, action: allow}\n    - {name: privileged-pods, cel: \"object.spec.(\", action: deny}\n";
+    let msg = err(&format!("{}policy:\n  rules:\n{cel}", minimal()));
+    assert!(msg.starts_with("relay.yaml: policy.rules[1].cel: rule \"privileged-pods\": does not compile"), "{msg}");
+    let msg = err(&format!("{}policy:\n  rules: []\n  default: allow\n", minimal()));
+    assert!(msg.contains("policy") && msg.contains("unknown key"), "{msg}");
 }

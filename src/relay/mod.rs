@@ -16,8 +16,14 @@
 //!    refused (403), by prefix.
 //! 6. **request info** — the shared parser ([`crate::kube::request_info`]) rejects hostile
 //!    paths (400); what it parsed is what is forwarded.
-//! 7. **access** ([`access`]) — the allow list (403); the policy engine will take this place.
-//! 8. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
+//! 7. **access** ([`access`]) — the allow list: who may use the relay at all (403).
+//! 8. **policy** ([`crate::policy`], in [`proxy`]) — when relay.yaml has `policy:`, every
+//!    request is decided by its rules (strictest wins, nothing matching is a deny). When a rule
+//!    that could match reads `object`, the body is read within the body limit and decoded by its
+//!    `Content-Type` ([`crate::kube::body`]); an undecodable body is a 400, and the bytes decided
+//!    on are the bytes forwarded. Deny → 403 `Status` naming the rule; review → 403 naming the
+//!    reviewers (holding the request for a human is not served yet).
+//! 9. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
 //!    credential and `Impersonate-User`/`Impersonate-Group` are set, the raw path and query are
 //!    sent over a pooled HTTP/2 connection (HTTP/1.1 for upgrades), and the response streams
 //!    back; upgrades are spliced.
@@ -67,6 +73,9 @@ pub struct RelayState {
     pub limits: Limits,
     /// The enrollment CA and its limits; `None` when `enrollment` is not configured.
     pub enrollment: Option<enroll::Enrollment>,
+    /// The compiled `policy:` rules; `None` when the config has none (the access list alone
+    /// decides, as before the policy engine).
+    pub policy: Option<crate::policy::Policy>,
 }
 
 /// What the TLS handshake established about the client, once per connection.

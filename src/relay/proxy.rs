@@ -1,5 +1,5 @@
 //! One request through the relay, in the documented phase order (see [`super`]):
-//! limits → authn → header policy → request info → access → upstream → response.
+//! limits → authn → header policy → request info → access → policy → upstream → response.
 //!
 //! Bodies stream both ways as they arrive (hyper bodies are pulled on demand, so a slow reader
 //! slows the writer: backpressure without buffering). Upgrades (exec, attach, port-forward) go
@@ -8,11 +8,14 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::{authn, RelayState};
-use crate::kube::request_info;
+use crate::kube::request_info::{self, RequestInfo};
+use crate::policy::{self, Action, Policy};
 use crate::kube::status::Status;
 use crate::pki::CertSubject;
 use crate::proxy::headers;
@@ -64,6 +67,10 @@ async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Inc
     refuse_identity_headers(req.headers())?;
     let info = request_info::parse_uri(req.method(), req.uri()).map_err(|e| Status::bad_request(format!("invalid request path: {e}")))?;
     let _admitted = state.access.check(&who, &info)?;
+    let req = match &state.policy {
+        Some(policy) => decide(policy, &who, &info, req, limits.max_body_bytes).await?,
+        None => req.map(Either::Left),
+    };
 
     // The exact bytes that were parsed and admitted are the bytes forwarded.
     let upstream = &state.upstream;
@@ -77,4 +84,45 @@ async fn forward(state: &RelayState, cert: Option<CertSubject>, req: Request<Inc
         PassError::BodyTooLarge(n) => Status::too_large(n),
         PassError::Hop(e) => Status::unavailable(format!("the Kubernetes API server at {} is unreachable: {e}", upstream.hop.authority())),
     })
+}
+
+/// A request body as it goes upstream: streamed untouched, or the bytes the policy decided on.
+type Either = http_body_util::Either<Incoming, Full<Bytes>>;
+
+/// The policy phase. When a rule that could match reads `object`, the body is read (within the
+/// body limit) and decoded by its `Content-Type` ([`crate::kube::body`]); a body that cannot be
+/// decoded is refused (400), never judged as "no object". The bytes that were decided on are the
+/// bytes forwarded. Allowed: the request goes on; deny and review (human review is not served yet)
+/// end here with the decision's `Status`.
+async fn decide(policy: &Policy, who: &authn::Authenticated, info: &RequestInfo, req: Request<Incoming>, max_body: usize) -> Result<Request<Either>, Status> {
+    let id = who.identity();
+    let agent = id.claims.get("act").and_then(|a| a.get("sub")).and_then(serde_json::Value::as_str);
+    let user = policy::User { subject: &id.subject, username: &id.username, groups: &id.groups, agent, claims: &id.claims };
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = parts.uri.query().map(str::to_string);
+    let mut facts = policy::Request { info, method: &parts.method, path: &path, query: query.as_deref(), object: None };
+    let (object, body) = if policy.needs_object(&facts) {
+        let bytes = Limited::new(body, max_body).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Status::too_large(max_body)
+            } else {
+                Status::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?.to_bytes();
+        let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let object = crate::kube::body::decode(content_type, &bytes).map_err(|e| {
+            Status::bad_request(format!("hoop-kube policy: the request body cannot be decoded ({e}), and rule(s) {} must see it; the request was not forwarded", policy.rules_needing_object(&facts).join(", ")))
+        })?;
+        (Some(object), Either::Right(Full::new(bytes)))
+    } else {
+        (None, Either::Left(body))
+    };
+    facts.object = object.as_ref();
+    let decision = policy.decide(&user, &facts);
+    tracing::debug!(subject = %id.subject, action = ?decision.action, rule = ?decision.rule, "policy");
+    match decision.action {
+        Action::Allow => Ok(Request::from_parts(parts, body)),
+        Action::Review | Action::Deny => Err(decision.status(&facts)),
+    }
 }
