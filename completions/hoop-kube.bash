@@ -46,6 +46,9 @@ _hoop__kube() {
             hoop__kube,relay)
                 cmd="hoop__kube__subcmd__relay"
                 ;;
+            hoop__kube,reviews)
+                cmd="hoop__kube__subcmd__reviews"
+                ;;
             hoop__kube,sim)
                 cmd="hoop__kube__subcmd__sim"
                 ;;
@@ -82,6 +85,9 @@ _hoop__kube() {
             hoop__kube__subcmd__help,relay)
                 cmd="hoop__kube__subcmd__help__subcmd__relay"
                 ;;
+            hoop__kube__subcmd__help,reviews)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews"
+                ;;
             hoop__kube__subcmd__help,sim)
                 cmd="hoop__kube__subcmd__help__subcmd__sim"
                 ;;
@@ -99,6 +105,21 @@ _hoop__kube() {
                 ;;
             hoop__kube__subcmd__help__subcmd__relay__subcmd__pki,init)
                 cmd="hoop__kube__subcmd__help__subcmd__relay__subcmd__pki__subcmd__init"
+                ;;
+            hoop__kube__subcmd__help__subcmd__reviews,approve)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews__subcmd__approve"
+                ;;
+            hoop__kube__subcmd__help__subcmd__reviews,deny)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews__subcmd__deny"
+                ;;
+            hoop__kube__subcmd__help__subcmd__reviews,list)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews__subcmd__list"
+                ;;
+            hoop__kube__subcmd__help__subcmd__reviews,show)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews__subcmd__show"
+                ;;
+            hoop__kube__subcmd__help__subcmd__reviews,wait)
+                cmd="hoop__kube__subcmd__help__subcmd__reviews__subcmd__wait"
                 ;;
             hoop__kube__subcmd__policy,help)
                 cmd="hoop__kube__subcmd__policy__subcmd__help"
@@ -145,6 +166,42 @@ _hoop__kube() {
             hoop__kube__subcmd__relay__subcmd__pki__subcmd__help,init)
                 cmd="hoop__kube__subcmd__relay__subcmd__pki__subcmd__help__subcmd__init"
                 ;;
+            hoop__kube__subcmd__reviews,approve)
+                cmd="hoop__kube__subcmd__reviews__subcmd__approve"
+                ;;
+            hoop__kube__subcmd__reviews,deny)
+                cmd="hoop__kube__subcmd__reviews__subcmd__deny"
+                ;;
+            hoop__kube__subcmd__reviews,help)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help"
+                ;;
+            hoop__kube__subcmd__reviews,list)
+                cmd="hoop__kube__subcmd__reviews__subcmd__list"
+                ;;
+            hoop__kube__subcmd__reviews,show)
+                cmd="hoop__kube__subcmd__reviews__subcmd__show"
+                ;;
+            hoop__kube__subcmd__reviews,wait)
+                cmd="hoop__kube__subcmd__reviews__subcmd__wait"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,approve)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__approve"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,deny)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__deny"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,help)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__help"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,list)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__list"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,show)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__show"
+                ;;
+            hoop__kube__subcmd__reviews__subcmd__help,wait)
+                cmd="hoop__kube__subcmd__reviews__subcmd__help__subcmd__wait"
+                ;;
             *)
                 ;;
         esac
@@ -152,7 +209,7 @@ _hoop__kube() {
 
     case "${cmd}" in
         hoop__kube)
-            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward policy completions help"
+            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward reviews policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,7 +319,7 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__help)
-            opts="login logout status kubeconfig credential sim demo relay forward policy completions help"
+            opts="login logout status kubeconfig credential sim demo relay forward reviews policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -460,6 +517,90 @@ _hoop__kube() {
         hoop__subcmd__kube__subcmd__help__subcmd__relay__subcmd__pki__subcmd__init)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews)
+            opts="list show approve deny wait"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__deny)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__wait)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -877,6 +1018,248 @@ _hoop__kube() {
                     return 0
                     ;;
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews)
+            opts="-h -V --kubeconfig --context --help --version list show approve deny wait help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__approve)
+            opts="-h -V --reason --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__deny)
+            opts="-h -V --reason --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --reason)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help)
+            opts="list show approve deny wait help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__approve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__deny)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__help__subcmd__wait)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__list)
+            opts="-h -V --all --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__show)
+            opts="-h -V --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__reviews__subcmd__wait)
+            opts="-h -V --timeout --kubeconfig --context --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kubeconfig)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --context)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -12,6 +12,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 #[path = "cli/login.rs"]
 mod login;
+#[path = "cli/reviews.rs"]
+mod reviews;
 
 /// hoop-kube: a policy-enforcing, recording relay for kubectl, and the tools around it.
 #[derive(Debug, Parser)]
@@ -81,6 +83,13 @@ pub enum Command {
     /// Run a local forwarder: kubectl talks HTTPS to 127.0.0.1, the forwarder talks mutual TLS
     /// to the relay.
     Forward(ForwardArgs),
+    /// List, show, approve, deny or wait for reviews of held requests.
+    ///
+    /// Reaches the relay through a kubeconfig context (--kubeconfig, --context; default the
+    /// current context of $KUBECONFIG or ~/.kube/config) with that context's identity: its
+    /// token, token file or exec plugin (run as kubectl runs it). Only members of a review's
+    /// reviewer groups may decide it, and the requester only when the rule allows self-approval.
+    Reviews(reviews::ReviewsArgs),
     /// Work with the relay's policy (`hoop-kube policy test`).
     #[command(subcommand)]
     Policy(PolicyAction),
@@ -257,7 +266,7 @@ impl Cli {
     /// Whether the command finishes quickly and serves nothing (a single-threaded runtime is
     /// enough, and cheaper to start: `credential` runs on every kubectl call).
     pub fn short_lived(&self) -> bool {
-        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Completions { .. })
+        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Reviews(_) | Command::Completions { .. })
     }
 }
 
@@ -269,6 +278,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Relay(a) => run_relay(a).await,
         Command::Forward(a) => run_forward(a).await,
         Command::Policy(PolicyAction::Test(a)) => run_policy_test(a),
+        Command::Reviews(a) => reviews::run(a).await,
         Command::Login(a) => login::run_login(a).await,
         Command::Logout(a) => login::run_logout(a).await,
         Command::Status(a) => login::run_status(a).await,
@@ -326,7 +336,8 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-alice port-forward pod/web 8080:80");
     println!("  kubectl --context demo-alice get pods -w");
     println!("  kubectl --context demo-agent get secrets        # denied: agents never read secrets");
-    println!("  kubectl --context demo-alice delete pod web     # needs approval by sre (reviews land next)");
+    println!("  kubectl --context demo-alice delete pod web     # held for approval by sre; meanwhile:");
+    println!("  hoop-kube reviews list --context demo-sam; hoop-kube reviews approve ID --context demo-sam");
     println!("  hoop-kube policy test --config {} --as agent-bot --agent agent-bot GET /api/v1/namespaces/default/secrets", stack.relay_config.display());
     println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube status --profile demo-alice", dir.join("config").display(), dir.join("state").display());
     println!("The simulator's request log ({}) shows who the cluster saw.", dir.join("sim/requests.jsonl").display());

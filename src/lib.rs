@@ -29,4 +29,5 @@ pub mod proxy;
 pub mod relay;
 pub mod relay_trust;
 pub mod respond;
+pub mod review;
 pub mod sim;

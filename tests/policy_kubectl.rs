@@ -41,6 +41,8 @@ const POLICY: &str = r#"policy:
         verbs: [exec, attach]
         namespaces: [kube-system]
       action: deny
+review:
+  hold_seconds: 1
 "#;
 
 struct Bed {

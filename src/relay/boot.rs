@@ -29,6 +29,9 @@ pub enum BootError {
     /// A certificate, key or CA file could not be used.
     #[error("{what}: {reason}")]
     Material { what: String, reason: String },
+    /// The review store or webhook could not be set up.
+    #[error("review: {0}")]
+    Review(#[from] crate::review::hold::SetupError),
     /// The OIDC issuer could not be reached or is misconfigured.
     #[error("OIDC issuer: {0}")]
     Oidc(#[from] oidc::AuthnError),
@@ -122,6 +125,10 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
         limits: Limits { max_header_bytes: cfg.limits.max_header_bytes, max_body_bytes: cfg.limits.max_body_bytes },
         enrollment,
         policy: cfg.policy.as_ref().map(crate::policy::Policy::compile).transpose().map_err(|e| BootError::Material { what: "policy".into(), reason: e.to_string() })?,
+        reviews: match &cfg.review {
+            Some(r) => Some(Arc::new(crate::review::Reviews::open(r).await?)),
+            None => None,
+        },
     };
     Ok((Arc::new(state), server_tls))
 }
@@ -132,6 +139,9 @@ pub async fn start(cfg: &RelayConfig) -> Result<RunningRelay, BootError> {
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| BootError::Bind { addr: cfg.listen, source })?;
     let addr = listener.local_addr().map_err(|source| BootError::Bind { addr: cfg.listen, source })?;
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    if let Some(reviews) = &state.reviews {
+        tokio::spawn(crate::review::hold::sweep(Arc::downgrade(reviews), stop_rx.clone()));
+    }
     let task = tokio::spawn(serve(listener, Arc::new(tls), state.clone(), stop_rx));
     Ok(RunningRelay { addr, url: format!("https://{addr}"), state, task, stop })
 }

@@ -32,10 +32,13 @@ mod tests;
 mod enrollment;
 #[path = "config_policy.rs"]
 mod policy;
+#[path = "config_review.rs"]
+mod review;
 #[path = "config_yaml.rs"]
 mod yaml;
 pub(super) use yaml::{parse_yaml, read_capped};
 pub use enrollment::{EnrollmentConfig, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS};
+pub use review::{ReviewConfig, DEFAULT_HOLD_SECONDS, DEFAULT_STORE, DEFAULT_TTL_SECONDS};
 pub use policy::{load_policy_section, policy_error, MatchConfig, PolicyConfig, RuleConfig};
 
 /// Config and kubeconfig files larger than this (1 MiB) are refused before parsing.
@@ -132,6 +135,10 @@ pub struct RelayConfig {
     pub enrollment: Option<EnrollmentConfig>,
     /// `policy` (optional): the rules of the policy engine, checked by compiling them.
     pub policy: Option<PolicyConfig>,
+    /// `review` (optional; its defaults apply when the policy has `review` rules): how held
+    /// requests wait, how long approvals last, where reviews are stored. `None` when there is
+    /// neither the section nor a review rule.
+    pub review: Option<ReviewConfig>,
 }
 
 /// `tls:` — PEM files, relative paths taken from the config file's directory.
@@ -269,6 +276,7 @@ struct RawConfig {
     #[serde(default)] limits: Limits,
     #[serde(default)] enrollment: Option<enrollment::RawEnrollment>,
     #[serde(default)] policy: Option<PolicyConfig>,
+    #[serde(default)] review: Option<review::RawReview>,
 }
 
 #[derive(Deserialize)]
@@ -394,7 +402,12 @@ impl RelayConfig {
         }
         let enrollment = raw.enrollment.map(|e| cx.enrollment(e)).transpose()?;
         let policy = raw.policy.map(|p| p.validate(file)).transpose()?;
-        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy })
+        let review = match raw.review {
+            Some(r) => Some(cx.review(r)?),
+            None if policy.as_ref().is_some_and(|p| p.counts().2 > 0) => Some(cx.review_defaults()?),
+            None => None,
+        };
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy, review })
     }
 
     /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account
@@ -467,6 +480,10 @@ impl RelayConfig {
             None => "none (the access list decides)".into(),
         };
         let _ = writeln!(s, "policy:        {policy}");
+        if let Some(r) = &self.review {
+            let hook = r.webhook.as_deref().map(|w| format!("; webhook {w}")).unwrap_or_default();
+            let _ = writeln!(s, "review:        hold {}s, approvals usable {}s, store {}{hook}", r.hold_seconds, r.ttl_seconds, p(&r.store));
+        }
         let _ = write!(s, "limits:        headers {}, body {}", bytes(self.limits.max_header_bytes), bytes(self.limits.max_body_bytes));
         s
     }

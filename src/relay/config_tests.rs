@@ -413,7 +413,7 @@ fn credential_in_cluster() {
 
 #[test]
 fn unknown_keys() {
-    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`");
+    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`, `review`");
     let m = err(&format!("{}extra: 1\n", minimal()));
     assert!(m.starts_with("relay.yaml: extra: unknown key") && m.contains("line 12"), "{m}");
     let m = err(&minimal().replace("  cert:", "  cret:"));
@@ -638,4 +638,22 @@ fn policy_section_is_compiled_at_load() {
     assert!(msg.starts_with("relay.yaml: policy.rules[1].cel: rule \"privileged-pods\": does not compile"), "{msg}");
     let msg = err(&format!("{}policy:\n  rules: []\n  default: allow\n", minimal()));
     assert!(msg.contains("policy") && msg.contains("unknown key"), "{msg}");
+}
+
+#[test]
+fn review_section_is_strict() {
+    let with = |review: &str| format!("{}{review}", minimal());
+    assert!(err(&with("review:\n  hold_seconds: 0\n")).starts_with("relay.yaml: review.hold_seconds: 0 is out of range"));
+    assert!(err(&with("review:\n  hold_seconds: 121\n")).starts_with("relay.yaml: review.hold_seconds: 121 is out of range"));
+    assert!(err(&with("review:\n  ttl_seconds: 59\n")).starts_with("relay.yaml: review.ttl_seconds: 59 is out of range"));
+    let m = err(&with("review:\n  webhook: http://hooks.example.com/x\n"));
+    assert!(m.starts_with("relay.yaml: review.webhook: ") && m.contains("use https"), "{m}");
+    let m = err(&with("review:\n  hold: 3\n"));
+    assert!(m.starts_with("relay.yaml: review.hold: unknown key"), "{m}");
+    let m = err(&with("review:\n  hold_seconds: 3\n  hold_seconds: 4\n"));
+    assert!(m.contains("is set more than once"), "{m}");
+    let dir = fixture();
+    let cfg = parse(&with("review:\n  hold_seconds: 5\n  webhook: http://127.0.0.1:9/hook\n"), dir.path()).expect("valid");
+    let r = cfg.review.expect("review section");
+    assert_eq!((r.hold_seconds, r.ttl_seconds), (5, 600));
 }

@@ -21,12 +21,18 @@
 //!    request is decided by its rules (strictest wins, nothing matching is a deny). When a rule
 //!    that could match reads `object`, the body is read within the body limit and decoded by its
 //!    `Content-Type` ([`crate::kube::body`]); an undecodable body is a 400, and the bytes decided
-//!    on are the bytes forwarded. Deny → 403 `Status` naming the rule; review → 403 naming the
-//!    reviewers (holding the request for a human is not served yet).
-//! 9. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
-//!    credential and `Impersonate-User`/`Impersonate-Group` are set, the raw path and query are
-//!    sent over a pooled HTTP/2 connection (HTTP/1.1 for upgrades), and the response streams
-//!    back; upgrades are spliced.
+//!    on are the bytes forwarded. Deny → 403 `Status` naming the rule; review → the review
+//!    stage.
+//! 9. **review** ([`crate::review::hold`], in [`proxy`]) — the request's fingerprint (subject,
+//!    agent, policy verb, raw path and query, SHA-256 of the body forwarded, read within the body
+//!    limit if the policy did not) spends a matching approval once, or the request is held up to
+//!    `review.hold_seconds` for one; otherwise a 403 names the review and how to approve it.
+//!    The reviews API (`/hoop-kube/v1/reviews`, [`crate::review::api`]) is served right after
+//!    the header policy, before request info.
+//! 10. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
+//!     credential and `Impersonate-User`/`Impersonate-Group` are set, the raw path and query are
+//!     sent over a pooled HTTP/2 connection (HTTP/1.1 for upgrades), and the response streams
+//!     back; upgrades are spliced.
 
 pub mod access;
 pub mod authn;
@@ -76,6 +82,9 @@ pub struct RelayState {
     /// The compiled `policy:` rules; `None` when the config has none (the access list alone
     /// decides, as before the policy engine).
     pub policy: Option<crate::policy::Policy>,
+    /// Held requests, approvals and the reviews API; `None` when the config has neither a
+    /// `review:` section nor a review rule.
+    pub reviews: Option<Arc<crate::review::Reviews>>,
 }
 
 /// What the TLS handshake established about the client, once per connection.

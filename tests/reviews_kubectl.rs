@@ -1,0 +1,242 @@
+//! Reviews with real kubectl through forwarder and relay to the simulator: a held `kubectl
+//! delete` approved from another process (`hoop-kube reviews approve`, the real binary, through
+//! the reviewer's own kubeconfig context), the retry after an expired hold, spend-once, a changed
+//! body, self-approval and non-reviewers refused, deny with a reason, and a pending review that
+//! survives a relay restart.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Cluster, Kubectl, Out};
+use hoop_kube::demo::{self, Issuer, User};
+
+const POLICY: &str = r#"policy:
+  rules:
+    - name: team-may-use-the-cluster
+      match:
+        groups: [dev, sre]
+      action: allow
+    - name: prod-deletes-need-approval
+      match:
+        verbs: [delete]
+        namespaces: ["prod-*"]
+      action: review
+      reviewers: [sre]
+    - name: prod-patches-need-approval
+      match:
+        verbs: [patch]
+        namespaces: ["prod-*"]
+      action: review
+      reviewers: [sre]
+review:
+  hold_seconds: 3
+  ttl_seconds: 60
+"#;
+
+struct Bed {
+    stack: demo::Stack,
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Cluster for Bed {
+    fn kubeconfig(&self) -> &Path {
+        &self.stack.kubeconfig
+    }
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+async fn bed() -> Bed {
+    let dir = tempfile::tempdir().unwrap();
+    let users = vec![
+        User { subject: "alice".into(), groups: vec!["dev".into()], context: "as-alice".into() },
+        User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "as-agent".into() },
+        User { subject: "sam".into(), groups: vec!["sre".into()], context: "as-sam".into() },
+    ];
+    let stack = demo::start_with(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(POLICY)).await.expect("stack");
+    Bed { stack, dir, home: tempfile::tempdir().unwrap() }
+}
+
+/// Run the real `hoop-kube reviews …` as its own process.
+async fn hk(kubeconfig: &Path, home: &Path, args: &[&str]) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoop-kube"))
+        .arg("reviews")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .env("HOME", home)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("hoop-kube runs");
+    Out { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into(), stderr: String::from_utf8_lossy(&out.stderr).into() }
+}
+
+/// The first review id (`r-` + 10 base32 characters) in `text`.
+fn review_id(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(11)).find_map(|i| {
+        let cand = &text[i..i + 12];
+        let ok = cand.starts_with("r-") && cand[2..].bytes().all(|c| matches!(c, b'a'..=b'z' | b'2'..=b'7')) && (i == 0 || !b[i - 1].is_ascii_alphanumeric());
+        ok.then(|| cand.to_string())
+    })
+}
+
+/// Poll `reviews list` as `context` until a pending review of `summary` shows; its id.
+async fn wait_listed(kubeconfig: &Path, home: &Path, context: &str, summary: &str, not: &[&str]) -> String {
+    for _ in 0..100 {
+        let o = hk(kubeconfig, home, &["list", "--context", context]).await;
+        assert_eq!(o.code, 0, "{o:?}");
+        if let Some(line) = o.stdout.lines().find(|l| l.contains(summary) && !not.iter().any(|n| l.contains(n))) {
+            return review_id(line).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no pending review of {summary} appeared");
+}
+
+fn pending_403(o: &Out) -> String {
+    assert_ne!(o.code, 0, "expected a held-then-refused request: {o:?}");
+    assert!(o.stderr.contains("Forbidden"), "{o:?}");
+    assert!(o.stderr.contains("hoop-kube reviews approve r-"), "names the command: {o:?}");
+    assert!(o.stderr.contains("sre"), "names who can approve: {o:?}");
+    review_id(&o.stderr).unwrap()
+}
+
+fn deletes_of(b: &Bed, pod: &str) -> usize {
+    b.requests().iter().filter(|r| r["method"] == "DELETE" && r["uri"].as_str().unwrap_or("").contains(&format!("/namespaces/prod-eu/pods/{pod}")) && r["code"] == 200).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reviews_with_real_kubectl() {
+    let b = bed().await;
+    let kc = b.stack.kubeconfig.clone();
+    let home = b.home.path().to_path_buf();
+    let k = Kubectl::new("1.33", &b);
+    k.ok(&["--context", "as-alice", "create", "namespace", "prod-eu"]).await;
+    for p in ["web", "api", "db", "cache", "queue"] {
+        k.ok(&["--context", "as-alice", "run", p, "-n", "prod-eu", "--image=busybox", "--", "sleep", "1000"]).await;
+    }
+
+    // 1. Held, then approved by sam from another process while kubectl waits: it completes.
+    let kubectl = Kubectl::new("1.33", &b);
+    let held = tokio::spawn(async move { kubectl.run(&["--context", "as-alice", "delete", "pod", "web", "-n", "prod-eu", "--wait=false"]).await });
+    let id = wait_listed(&kc, &home, "as-sam", "delete pods \"web\"", &[]).await;
+    let o = hk(&kc, &home, &["approve", &id, "--context", "as-sam"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains(&format!("approved {id}")), "{o:?}");
+    let o = held.await.unwrap();
+    assert_eq!(o.code, 0, "the approved delete completes: {o:?}");
+    assert_eq!(deletes_of(&b, "web"), 1, "the DELETE reached the cluster once");
+    let o = hk(&kc, &home, &["show", &id, "--context", "as-alice"]).await;
+    assert!(o.code == 0 && o.stdout.contains("spent") && o.stdout.contains("decided by:  sam"), "{o:?}");
+
+    // 2. The hold expires: 403 naming the review and the command; approved later, the retry
+    //    succeeds once; the next identical request needs a new review.
+    let o = k.run(&["--context", "as-alice", "delete", "pod", "api", "-n", "prod-eu", "--wait=false"]).await;
+    let id = pending_403(&o);
+    assert!(o.stderr.contains(&id) && o.stderr.contains("prod-deletes-need-approval"), "{o:?}");
+    assert_eq!(deletes_of(&b, "api"), 0);
+    let o = hk(&kc, &home, &["approve", &id, "--context", "as-sam"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    k.ok(&["--context", "as-alice", "delete", "pod", "api", "-n", "prod-eu", "--wait=false"]).await;
+    assert_eq!(deletes_of(&b, "api"), 1);
+    k.ok(&["--context", "as-alice", "run", "api", "-n", "prod-eu", "--image=busybox", "--", "sleep", "1000"]).await;
+    let o = k.run(&["--context", "as-alice", "delete", "pod", "api", "-n", "prod-eu", "--wait=false"]).await;
+    let again = pending_403(&o);
+    assert_ne!(again, id, "a spent approval is not used twice");
+    assert_eq!(deletes_of(&b, "api"), 1);
+
+    // 3. A changed body does not ride on an old approval.
+    let patch = |v: &str| format!(r#"{{"metadata":{{"labels":{{"tier":"{v}"}}}}}}"#);
+    let o = k.run(&["--context", "as-alice", "patch", "pod", "db", "-n", "prod-eu", "-p", &patch("one")]).await;
+    let patch_id = pending_403(&o);
+    assert_eq!(hk(&kc, &home, &["approve", &patch_id, "--context", "as-sam"]).await.code, 0);
+    let o = k.run(&["--context", "as-alice", "patch", "pod", "db", "-n", "prod-eu", "-p", &patch("two")]).await;
+    let other = pending_403(&o);
+    assert_ne!(other, patch_id, "a different body needs its own review");
+    k.ok(&["--context", "as-alice", "patch", "pod", "db", "-n", "prod-eu", "-p", &patch("one")]).await;
+    assert!(k.ok(&["--context", "as-alice", "get", "pod", "db", "-n", "prod-eu", "-o", "jsonpath={.metadata.labels.tier}"]).await.contains("one"));
+
+    // 4. Self-approval refused; a non-reviewer cannot approve; a deny needs a reason; a deny
+    //    reaches the held request with the reason.
+    let o = hk(&kc, &home, &["approve", &again, "--context", "as-alice"]).await;
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("self-approval is not allowed by rule \"prod-deletes-need-approval\""), "{o:?}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line: {o:?}");
+    let o = hk(&kc, &home, &["approve", &again, "--context", "as-agent"]).await;
+    assert_ne!(o.code, 0, "agent-bot (dev) cannot approve alice's review: {o:?}");
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line: {o:?}");
+    let o = hk(&kc, &home, &["deny", &again, "--reason", " ", "--context", "as-sam"]).await;
+    assert!(o.code != 0 && o.stderr.contains("a deny needs a reason"), "{o:?}");
+    let kubectl = Kubectl::new("1.33", &b);
+    let held = tokio::spawn(async move { kubectl.run(&["--context", "as-agent", "delete", "pod", "cache", "-n", "prod-eu", "--wait=false"]).await });
+    let cache_id = wait_listed(&kc, &home, "as-sam", "delete pods \"cache\"", &[]).await;
+    let o = hk(&kc, &home, &["approve", &cache_id, "--context", "as-alice"]).await;
+    assert!(o.code != 0 && o.stderr.contains("not in a reviewer group"), "alice is not in sre: {o:?}");
+    let o = hk(&kc, &home, &["deny", &cache_id, "--reason", "not during the freeze", "--context", "as-sam"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = held.await.unwrap();
+    assert!(o.code != 0 && o.stderr.contains("denied by sam: not during the freeze"), "{o:?}");
+    let o = hk(&kc, &home, &["approve", &cache_id, "--context", "as-sam"]).await;
+    assert!(o.code != 0 && o.stderr.contains("already denied"), "deciding twice is a conflict: {o:?}");
+    assert_eq!(deletes_of(&b, "cache"), 0);
+
+    // 5. A pending review survives a relay restart and can be approved on the new relay.
+    let o = k.run(&["--context", "as-alice", "delete", "pod", "queue", "-n", "prod-eu", "--wait=false"]).await;
+    let queue_id = pending_403(&o);
+    let Bed { stack, dir, home: _home } = b;
+    let demo::Stack { relay, relay_config, forwarders, .. } = stack;
+    drop(forwarders);
+    relay.shutdown().await;
+    let cfg = hoop_kube::relay::config::RelayConfig::load(&relay_config).unwrap();
+    let relay = hoop_kube::relay::boot::start(&cfg).await.expect("the relay restarts");
+    let kc2 = restarted_kubeconfig(dir.path(), &relay.url).await;
+    let o = hk(&kc2.0, &home, &["list", "--context", "as-sam"]).await;
+    assert!(o.code == 0 && o.stdout.contains(&queue_id), "the pending review survived: {o:?}");
+    assert_eq!(hk(&kc2.0, &home, &["approve", &queue_id, "--context", "as-sam"]).await.code, 0);
+    let k2 = Kubectl { bin: common::kubectl("1.33"), kubeconfig: kc2.0.clone(), cache: tempfile::tempdir().unwrap(), minor: "1.33".into() };
+    k2.ok(&["--context", "as-alice", "delete", "pod", "queue", "-n", "prod-eu", "--wait=false"]).await;
+    let log = std::fs::read_to_string(dir.path().join("sim/requests.jsonl")).unwrap();
+    assert!(log.lines().any(|l| l.contains("\"DELETE\"") && l.contains("/namespaces/prod-eu/pods/queue")), "the approved delete reached the cluster after the restart");
+    drop(kc2);
+    relay.shutdown().await;
+}
+
+/// New forwarders for alice and sam pointed at the restarted relay, and a kubeconfig for them.
+async fn restarted_kubeconfig(dir: &Path, relay_url: &str) -> (PathBuf, Vec<hoop_kube::forward::Forwarding>) {
+    use base64::Engine;
+    let ca = std::fs::read_to_string(dir.join("relay/ca.crt")).unwrap();
+    let mut kube: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("static.kubeconfig")).unwrap()).unwrap();
+    let mut keep = Vec::new();
+    for (subject, ctx) in [("alice", "as-alice"), ("sam", "as-sam")] {
+        let leaf = hoop_kube::pki::Leaf {
+            cert_pem: std::fs::read_to_string(dir.join(format!("users/{subject}.crt"))).unwrap(),
+            key_pem: std::fs::read_to_string(dir.join(format!("users/{subject}.key"))).unwrap(),
+        };
+        let fwd = hoop_kube::forward::start(hoop_kube::forward::ForwardConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            relay: relay_url.to_string(),
+            trust: hoop_kube::forward::RelayTrust::CaPem(ca.clone()),
+            client: hoop_kube::forward::RelayIdentity::new(&leaf).unwrap(),
+            local_ca_dir: dir.join("forward2"),
+        })
+        .await
+        .unwrap();
+        for c in kube["clusters"].as_array_mut().unwrap() {
+            if c["name"] == ctx {
+                c["cluster"]["server"] = serde_json::json!(fwd.url);
+                c["cluster"]["certificate-authority-data"] = serde_json::json!(base64::engine::general_purpose::STANDARD.encode(&fwd.ca_pem));
+            }
+        }
+        keep.push(fwd);
+    }
+    let path = dir.join("restarted.kubeconfig");
+    std::fs::write(&path, serde_json::to_string_pretty(&kube).unwrap()).unwrap();
+    (path, keep)
+}
