@@ -13,6 +13,9 @@ pub struct Glob(Kind);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Kind {
     Any,
+    /// An exact string of at most 15 bytes, packed with its length into one integer: compared
+    /// without following a pointer (rule scans stay in the rule list's own memory).
+    Short(u128),
     Exact(Box<str>),
     Prefix(Box<str>),
     Suffix(Box<str>),
@@ -40,7 +43,10 @@ impl Glob {
         let kind = if pattern.bytes().all(|b| b == b'*') && !pattern.is_empty() {
             Kind::Any
         } else if !wild(pattern) {
-            Kind::Exact(pattern.into())
+            match pack(pattern.as_bytes()) {
+                Some(p) => Kind::Short(p),
+                None => Kind::Exact(pattern.into()),
+            }
         } else if let Some(p) = pattern.strip_suffix('*').filter(|p| !wild(p)) {
             Kind::Prefix(p.into())
         } else if let Some(s) = pattern.strip_prefix('*').filter(|s| !wild(s)) {
@@ -56,6 +62,7 @@ impl Glob {
     pub fn matches(&self, s: &str) -> bool {
         match &self.0 {
             Kind::Any => true,
+            Kind::Short(p) => s.len() == (*p >> 120) as usize && pack(s.as_bytes()) == Some(*p),
             Kind::Exact(e) => **e == *s,
             Kind::Prefix(p) => s.starts_with(&**p),
             Kind::Suffix(x) => s.ends_with(&**x),
@@ -71,6 +78,18 @@ impl Glob {
 }
 
 /// Whether any glob of `globs` matches `s`.
+/// `s` (at most 15 bytes) and its length in one integer; `None` when longer.
+#[inline]
+fn pack(s: &[u8]) -> Option<u128> {
+    if s.len() > 15 {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..s.len()].copy_from_slice(s);
+    b[15] = s.len() as u8;
+    Some(u128::from_le_bytes(b))
+}
+
 pub fn any_match(globs: &[Glob], s: &str) -> bool {
     globs.iter().any(|g| g.matches(s))
 }
@@ -149,5 +168,22 @@ mod tests {
         }
         assert!(Glob::new_allow_empty("").unwrap().matches(""));
         assert!(!Glob::new_allow_empty("").unwrap().matches("apps"));
+    }
+
+    #[test]
+    fn exact_strings_of_every_length_around_the_packed_limit() {
+        for n in [0usize, 1, 7, 14, 15, 16, 17, 40] {
+            let p = "x".repeat(n);
+            let g = if n == 0 { Glob::new_allow_empty(&p).unwrap() } else { Glob::new(&p).unwrap() };
+            assert!(g.matches(&p), "{n}");
+            assert!(!g.matches(&format!("{p}x")), "{n}+1");
+            if n > 0 {
+                assert!(!g.matches(&p[..n - 1]), "{n}-1");
+                assert!(!g.matches(&format!("{}y", &p[..n - 1])), "{n} differs in the last byte");
+            }
+        }
+        // A string with a NUL byte is not the shorter string padded with zeros.
+        assert!(!Glob::new("ab").unwrap().matches("ab\0"));
+        assert!(!Glob::new_allow_empty("").unwrap().matches("\0"));
     }
 }

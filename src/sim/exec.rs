@@ -266,6 +266,9 @@ pub fn websocket_accept(req: &Request<Incoming>, protocol: &str) -> Result<Respo
     Ok(r)
 }
 
+/// How long a WebSocket exec's first output waits for the client to speak (see below).
+const FIRST_OUTPUT_WAIT: Duration = Duration::from_millis(100);
+
 async fn serve_websocket<S>(wsock: WebSocketStream<S>, proto: StreamProtocol, wire: Wire)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -273,9 +276,20 @@ where
     let (mut sink, mut stream) = wsock.split();
     let Wire { stdin, resize, mut out, done } = wire;
     let encode = move |ch: u8, data: &[u8]| if proto.is_base64() { Message::Text(ws::encode_text(ch, data).into()) } else { Message::Binary(ws::encode(ch, data)) };
+    // client-go's WebSocket executor starts reading before it has registered its streams, and
+    // drops what arrives in between ("Unknown stream id 1, discarding message"). A container's
+    // first output never follows the upgrade that closely on a real node; here the shell's prompt
+    // would. So output waits for the client's first frame (kubectl -it sends a resize as soon as
+    // its streams exist), or at most FIRST_OUTPUT_WAIT.
+    let client_spoke = Arc::new(tokio::sync::Notify::new());
+    let spoke = client_spoke.clone();
     let reader = tokio::spawn(async move {
         let mut stdin = stdin;
+        let mut first = true;
         while let Some(Ok(msg)) = stream.next().await {
+            if std::mem::take(&mut first) {
+                spoke.notify_one();
+            }
             let (ch, payload) = match &msg {
                 Message::Binary(b) => match ws::decode(b) {
                     Ok((c, p)) => (c, p.to_vec()),
@@ -308,6 +322,9 @@ where
     });
     let mut wrote = false;
     while let Some((ch, data)) = out.recv().await {
+        if !wrote {
+            let _ = tokio::time::timeout(FIRST_OUTPUT_WAIT, client_spoke.notified()).await;
+        }
         wrote = true;
         if sink.send(encode(ch, &data)).await.is_err() {
             reader.abort();
