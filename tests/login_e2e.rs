@@ -86,6 +86,13 @@ async fn login_to_kubectl_refresh_two_profiles_revoke_logout() {
         assert!(o.stdout.contains(want), "status lacks {want:?}: {}", o.stdout);
     }
 
+    // `hoop-kube reviews` finds the relay through the same kubeconfig: the context's exec plugin
+    // gives the token, the forwarder the certificate. This relay has no review rules, and says so.
+    let o = bed.run(bed.hk(&["reviews", "list"])).await;
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("this relay has no reviews"), "the relay itself answered (not a 401): {o:?}");
+    assert_eq!(o.stderr.lines().count(), 1, "{o:?}");
+
     // 4. The ID token expires: 40 concurrent plugin processes, exactly one refresh at the IdP.
     let store = bed.store("alice");
     let old_refresh = store.get("refresh_token").await.unwrap().unwrap();

@@ -240,3 +240,91 @@ async fn restarted_kubeconfig(dir: &Path, relay_url: &str) -> (PathBuf, Vec<hoop
     std::fs::write(&path, serde_json::to_string_pretty(&kube).unwrap()).unwrap();
     (path, keep)
 }
+
+/// A loopback HTTP server that records every request body (the webhook's receiver).
+async fn hook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0))).unwrap_or(0);
+                        if body.len() >= len {
+                            if let Ok(v) = serde_json::from_str(&body[..len]) {
+                                log.lock().unwrap().push(v);
+                            }
+                            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").await;
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// The webhook hears a review open and close, with Slack-compatible text; and kubectl's
+/// WebSocket-then-SPDY retry of one `exec` (1.33 falls back to SPDY when the WebSocket upgrade is
+/// refused) lands on the same review instead of opening two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_and_one_review_per_exec() {
+    let (url, seen) = hook_receiver().await;
+    let policy = format!(
+        "{}    - name: prod-exec-needs-approval\n      match:\n        verbs: [exec]\n        namespaces: [\"prod-*\"]\n      action: review\n      reviewers: [sre]\n",
+        POLICY.split("review:\n").next().unwrap()
+    ) + &format!("review:\n  hold_seconds: 1\n  ttl_seconds: 60\n  webhook: {url}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let users = vec![
+        User { subject: "alice".into(), groups: vec!["dev".into()], context: "as-alice".into() },
+        User { subject: "sam".into(), groups: vec!["sre".into()], context: "as-sam".into() },
+    ];
+    let stack = demo::start_with(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(&policy)).await.expect("stack");
+    let b = Bed { stack, dir, home: tempfile::tempdir().unwrap() };
+    let k = Kubectl::new("1.33", &b);
+    let kc = b.stack.kubeconfig.clone();
+    k.ok(&["--context", "as-alice", "create", "namespace", "prod-x"]).await;
+    k.ok(&["--context", "as-alice", "run", "app", "-n", "prod-x", "--image=busybox", "--", "sleep", "1000"]).await;
+
+    let o = k.run(&["--context", "as-alice", "exec", "-n", "prod-x", "app", "--", "echo", "in-prod"]).await;
+    assert_ne!(o.code, 0, "{o:?}");
+    let listed = hk(&kc, b.home.path(), &["list", "--context", "as-sam"]).await;
+    let ids: std::collections::BTreeSet<String> = listed.stdout.lines().filter(|l| l.contains("prod-x")).filter_map(review_id).collect();
+    assert_eq!(ids.len(), 1, "one exec, one review (WebSocket and SPDY attempts share it): {listed:?}");
+    let id = ids.into_iter().next().unwrap();
+    let o = hk(&kc, b.home.path(), &["approve", &id, "--context", "as-sam"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(k.ok(&["--context", "as-alice", "exec", "-n", "prod-x", "app", "--", "echo", "in-prod"]).await, "in-prod\n");
+
+    // The webhook saw the review open and close.
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = seen.lock().unwrap().clone();
+        if events.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(events.len() >= 2, "webhook calls: {events:?}");
+    for e in &events {
+        let text = e["text"].as_str().unwrap_or_default();
+        assert!(text.contains(&id) && !text.contains('\n'), "one readable line naming the review: {e}");
+        assert_eq!(e["review"]["id"], id.as_str(), "{e}");
+    }
+    assert!(events.iter().any(|e| e["review"]["state"] == "pending"), "{events:?}");
+    assert!(events.iter().any(|e| e["review"]["state"] == "approved"), "{events:?}");
+}
