@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench credential            # 300 runs of each (HOOP_KUBE_BENCH_RUNS to change)
 //! HOOP_KUBE_BENCH_DIAG=1 cargo bench --bench credential   # plus rows that show where time goes
+//! HOOP_KUBE_BENCH_EXE=/usr/bin/hoop-kube cargo bench --bench credential   # measure another build
 //! ```
 //!
 //! hoop-kube is measured with the `file` store and, when `keyctl` is installed, with the kernel
@@ -23,7 +24,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-const EXE: &str = env!("CARGO_BIN_EXE_hoop-kube");
+const BUILT_EXE: &str = env!("CARGO_BIN_EXE_hoop-kube");
+
+/// The binary measured: this build's, or `HOOP_KUBE_BENCH_EXE` (e.g. a packaged or LTO build).
+fn exe() -> String {
+    std::env::var("HOOP_KUBE_BENCH_EXE").unwrap_or_else(|_| BUILT_EXE.to_string())
+}
 const PEER: &str = "gke-gcloud-auth-plugin";
 const INFO: &str = r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","spec":{"interactive":false}}"#;
 const IN_SESSION: &str = "HOOP_KUBE_BENCH_IN_SESSION";
@@ -69,7 +75,7 @@ fn main() {
         let mut lock = hoop_kube::forward::launch::hold_running_lock(&lock_dir, &profile).expect("running lock");
         lock.listening(addr);
         _running.push(lock);
-        let mut c = Command::new(EXE);
+        let mut c = Command::new(exe());
         c.args(["credential", "--profile", &profile]);
         env(&mut c, dir.path());
         let probe = c.output().expect("hoop-kube runs");
@@ -81,10 +87,10 @@ fn main() {
     if std::env::var_os("HOOP_KUBE_BENCH_DIAG").is_some() {
         // Where the time goes: process start + argument parsing, and the path without the
         // forwarder check.
-        let mut v = Command::new(EXE);
+        let mut v = Command::new(exe());
         v.arg("--version");
         subjects.push(("hoop-kube --version".into(), v));
-        let mut c = Command::new(EXE);
+        let mut c = Command::new(exe());
         c.args(["credential", "--profile", "bench-file", "--no-forwarder"]);
         env(&mut c, dir.path());
         subjects.push(("hoop-kube credential --no-forwarder (file store)".into(), c));
