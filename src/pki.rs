@@ -345,24 +345,6 @@ pub fn relay_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::Serve
     Ok(cfg)
 }
 
-/// A rustls server configuration that requires a client certificate chaining to `client_ca`,
-/// TLS 1.3 only, the whole `leaf` chain presented.
-pub fn mtls_server_config(leaf: &Leaf, client_ca: &str) -> Result<rustls::ServerConfig, PkiError> {
-    let certs = certs_from_pem(&leaf.cert_pem, "server certificate")?;
-    let key = key_from_pem(&leaf.key_pem, "server key")?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in certs_from_pem(client_ca, "client CA")? {
-        roots.add(c)?;
-    }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider()).build().map_err(|e| PkiError::Verifier(e.to_string()))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(cfg)
-}
-
 /// A rustls client configuration: trust `roots_pem` (or the system's roots when `None`) and
 /// present `client` for mutual TLS when given.
 pub fn client_config(roots_pem: Option<&str>, client: Option<&Leaf>, tls13_only: bool) -> Result<rustls::ClientConfig, PkiError> {
