@@ -31,3 +31,4 @@ pub mod relay_trust;
 pub mod respond;
 pub mod review;
 pub mod sim;
+pub mod text;

@@ -200,14 +200,7 @@ pub fn inspect(cert_pem: &str) -> Option<(DateTime<Utc>, Option<String>)> {
 }
 
 fn one_line(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s.replace(['\n', '\r'], " ")
+    crate::text::error_chain(e).replace(['\n', '\r'], " ")
 }
 
 #[cfg(test)]

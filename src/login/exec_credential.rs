@@ -382,28 +382,16 @@ impl ExecCredentialOut {
     }
 }
 
-/// One line, no control characters, at most 300 characters.
+/// Longest piece of `KUBERNETES_EXEC_INFO` quoted in a message.
+const MAX_QUOTED: usize = 300;
+
+/// One line, no control characters, at most [`MAX_QUOTED`] characters.
 fn one_line(s: &str) -> String {
-    let out = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    clip(&out)
+    crate::text::one_line(s, MAX_QUOTED)
 }
 
 fn clip(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().count() > 300 {
-        s.chars().take(299).collect::<String>() + "…"
-    } else {
-        s
-    }
+    crate::text::clip(s, MAX_QUOTED)
 }
 
 #[cfg(test)]

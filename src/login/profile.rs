@@ -591,27 +591,15 @@ fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), ProfileErro
     }
 }
 
+/// Longest piece of a profile field or parse error quoted in a message.
+const MAX_QUOTED: usize = 200;
+
 fn one_line(s: &str) -> String {
-    clip(
-        &s.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect::<String>()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" "),
-    )
+    crate::text::one_line(s, MAX_QUOTED)
 }
 
 fn clip(s: &str) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if s.chars().count() > 200 {
-        s.chars().take(199).collect::<String>() + "…"
-    } else {
-        s
-    }
+    crate::text::clip(s, MAX_QUOTED)
 }
 
 #[cfg(test)]

@@ -94,15 +94,6 @@ impl NextHop {
     /// Send a request; upgrades go over a fresh HTTP/1.1 connection.
     pub async fn send(&self, req: Request<OutBody>, upgrade: bool) -> Result<Response<Incoming>, HopError> {
         let client = if upgrade { &self.upgrades } else { &self.pooled };
-        client.request(req).await.map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            HopError::Send(msg)
-        })
+        client.request(req).await.map_err(|e| HopError::Send(crate::text::error_chain(&e)))
     }
 }

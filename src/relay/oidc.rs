@@ -372,33 +372,30 @@ fn http_client(s: &OidcSettings) -> Result<reqwest::Client, AuthnError> {
         .redirect(reqwest::redirect::Policy::none()).user_agent(concat!("hoop-kube/", env!("CARGO_PKG_VERSION")));
     if reqwest::Url::parse(&s.issuer).is_ok_and(|u| is_loopback(&u)) { b = b.no_proxy(); }
     if let Some(pem) = &s.ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| AuthnError::Config(format!("ca_pem: {}", error_chain(&e))))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| AuthnError::Config(format!("ca_pem: {}", crate::text::error_chain(&e))))?;
         if certs.is_empty() { return Err(AuthnError::Config("ca_pem holds no certificate".into())); }
         b = b.tls_certs_merge(certs);
     }
-    b.build().map_err(|e| AuthnError::Config(format!("HTTP client: {}", error_chain(&e))))
+    b.build().map_err(|e| AuthnError::Config(format!("HTTP client: {}", crate::text::error_chain(&e))))
 }
 
 /// GET `url`, expecting a 2xx JSON body of at most [`MAX_DOCUMENT_BYTES`].
 async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let req = http.get(url).header(reqwest::header::ACCEPT, "application/json");
-    let mut resp = req.send().await.map_err(|e| error_chain(&e))?;
+    let mut resp = req.send().await.map_err(|e| crate::text::error_chain(&e))?;
     if !resp.status().is_success() {
         return Err(format!("answered HTTP {}", resp.status()));
     }
     let too_big = || format!("response is larger than {} KiB", MAX_DOCUMENT_BYTES / 1024);
     if resp.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) { return Err(too_big()); }
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| crate::text::error_chain(&e))? {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES { return Err(too_big()); }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    std::iter::successors(e.source(), |e| e.source()).fold(e.to_string(), |s, inner| format!("{s}: {inner}"))
-}
 
 /// The key types a JWS algorithm can be verified with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -242,13 +242,7 @@ impl Client {
     async fn call<T: serde::de::DeserializeOwned>(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<T, ClientError> {
         let server = &self.target.server;
         let unreachable = |e: reqwest::Error| {
-            let mut m = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                m = format!("{m}: {s}");
-                src = s.source();
-            }
-            ClientError::Unreachable { server: server.clone(), message: m }
+            ClientError::Unreachable { server: server.clone(), message: crate::text::error_chain(&e) }
         };
         let mut req = self.http.request(method, format!("{server}{}{path}", super::api::PREFIX)).bearer_auth(&self.target.token);
         if let Some(b) = body {

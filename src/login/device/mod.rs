@@ -214,17 +214,7 @@ impl LoginError {
 /// One line, no control characters, at most 300 characters: text from the network that goes
 /// into an error message.
 fn one_line(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
-    if out.chars().count() > 300 {
-        out = out.chars().take(299).collect::<String>() + "…";
-    }
-    out
+    crate::text::one_line(s, 300)
 }
 
 /// `e: cause: cause…`, without repeating a cause that the previous message already contains.
