@@ -213,7 +213,7 @@ fn client_params(subject: &str, common_name: &str, lifetime: time::Duration) -> 
     let mut serial: [u8; 16] = rand::random();
     serial[0] = (serial[0] & 0x3f) | 0x40;
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    Ok((params, serial.iter().map(|b| format!("{b:02x}")).collect()))
+    Ok((params, hex::encode(serial)))
 }
 
 fn pem_cert(der: &CertificateDer<'_>) -> String {
@@ -232,7 +232,7 @@ fn pem_cert(der: &CertificateDer<'_>) -> String {
 /// certificate in `pem` (the relay's CA).
 pub fn ca_fingerprint(pem: &str) -> Result<String, PkiError> {
     let der = certs_from_pem(pem, "CA certificate")?.remove(0);
-    Ok(Sha256::digest(der.as_ref()).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(Sha256::digest(der.as_ref())))
 }
 
 /// The URI SAN scheme that names a hoop-kube subject in a client certificate:
@@ -283,7 +283,7 @@ pub fn cert_subject(cert: &CertificateDer<'_>) -> Option<CertSubject> {
     if subject.is_empty() || subject_uri(&subject) != format!("{SUBJECT_URI_PREFIX}{enc}") {
         return None;
     }
-    let serial = parsed.raw_serial().iter().map(|x| format!("{x:02x}")).collect();
+    let serial = hex::encode(parsed.raw_serial());
     Some(CertSubject { subject, serial })
 }
 

@@ -36,11 +36,6 @@ pub enum TrustError {
     Tls(#[from] TlsError),
 }
 
-/// Lower-case hex SHA-256 of a DER certificate.
-pub fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The fingerprint of the first certificate in a PEM file (the CA an operator hands out); the
 /// same value `hoop-kube relay pki init` prints ([`pki::ca_fingerprint`]).
 pub fn fingerprint_of_pem(pem: &str) -> Result<String, TrustError> {
@@ -173,7 +168,7 @@ mod tests {
     fn fingerprint_of_pem_hashes_the_der() {
         let ca = pki::Ca::generate("t", 1).unwrap();
         let der = pki::certs_from_pem(ca.cert_pem(), "ca").unwrap();
-        assert_eq!(fingerprint_of_pem(ca.cert_pem()).unwrap(), fingerprint(&der[0]));
+        assert_eq!(fingerprint_of_pem(ca.cert_pem()).unwrap(), hex::encode(Sha256::digest(&der[0])));
         assert!(fingerprint_of_pem("not pem").is_err());
     }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 /// The hex SHA-256 of a request body (of no bytes for requests without one).
 #[must_use]
 pub fn body_sha256(body: &[u8]) -> String {
-    hex(&Sha256::digest(body))
+    hex::encode(Sha256::digest(body))
 }
 
 /// What is fingerprinted.
@@ -45,12 +45,9 @@ pub fn fingerprint(p: &Parts<'_>) -> String {
     field(Some(p.path));
     field(p.query);
     field(Some(p.body_sha256));
-    hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 #[cfg(test)]
 mod tests {

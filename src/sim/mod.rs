@@ -116,7 +116,7 @@ pub struct Running {
 fn random_token() -> String {
     use rand::Rng;
     let bytes: [u8; 24] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn kubeconfig_yaml(server: &str, ca_pem: &str, user: &str, token: &str) -> String {

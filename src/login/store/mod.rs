@@ -505,19 +505,9 @@ fn new_gen_id() -> String {
         .unwrap_or_default();
     h.update(now.as_nanos().to_le_bytes());
     h.update(format!("{:?}", std::thread::current().id()).as_bytes());
-    hex(&h.finalize()[..8])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
+    hex::encode(&h.finalize()[..8])
 }
 
 fn sha256_hex(value: &[u8]) -> String {
-    hex(&Sha256::digest(value))
+    hex::encode(Sha256::digest(value))
 }
