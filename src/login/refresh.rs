@@ -526,21 +526,7 @@ pub(crate) struct CachedClaims {
 /// verified when it was obtained; here it is only our own cache entry). `None` if it is not a JWT
 /// with a numeric `exp`.
 pub(crate) fn jwt_claims(token: &str) -> Option<CachedClaims> {
-    if token.len() > MAX_ID_TOKEN_LEN {
-        return None;
-    }
-    let mut parts = token.split('.');
-    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::URL_SAFE,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_encode_padding(false)
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    let bytes = B64.decode(payload).ok()?;
+    let bytes = jwt_payload(token)?;
     #[derive(serde::Deserialize)]
     struct Claims {
         exp: f64,
@@ -555,6 +541,26 @@ pub(crate) fn jwt_claims(token: &str) -> Option<CachedClaims> {
         exp: DateTime::<Utc>::from_timestamp(exp.floor() as i64, 0)?,
         iss,
     })
+}
+
+/// The decoded payload of a compact JWS (three parts, at most [`MAX_ID_TOKEN_LEN`] bytes), without
+/// checking the signature: for reading our own cached token.
+pub(crate) fn jwt_payload(token: &str) -> Option<Vec<u8>> {
+    if token.len() > MAX_ID_TOKEN_LEN {
+        return None;
+    }
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    const B64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_encode_padding(false)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    B64.decode(payload).ok()
 }
 
 // === The lock ===

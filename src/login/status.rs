@@ -35,10 +35,7 @@ pub struct Status {
 
 /// The claims `status` shows, read from the stored ID token (verified when it was obtained).
 fn claims(token: &str) -> Option<serde_json::Value> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    serde_json::from_slice(&refresh::jwt_payload(token)?).ok()
 }
 
 /// Gather the status of `profile`.
