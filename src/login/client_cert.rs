@@ -139,15 +139,16 @@ pub async fn renew_if_due(profile: &Profile, store: &SecretStore, id_token: &str
         Some(_) => {}
     }
     let _lock = refresh::lock_profile(lock_dir, &format!("{}.cert", profile.name), RENEW_LOCK_TIMEOUT).await?;
-    if let Some((_, not_after)) = read_cert(&path) {
-        if !due(not_after, LIFETIME, Utc::now()) {
-            return Ok(None); // someone else renewed while we waited
-        }
-    }
+    // Read again under the lock: someone else may have renewed while we waited. Renewal keeps the
+    // subject, the one the current certificate names.
+    let current = std::fs::read_to_string(&path).ok().and_then(|pem| enroll::inspect(&pem));
+    let subject = match current {
+        Some((not_after, _)) if !due(not_after, LIFETIME, Utc::now()) => return Ok(None),
+        Some((_, Some(subject))) => subject,
+        _ => return Err(CertError::Missing(profile.name.clone())),
+    };
     let key = store.get(CLIENT_KEY).await.map_err(|source| CertError::Store { profile: profile.name.clone(), source })?;
     let key_pem = key.and_then(|k| String::from_utf8(k).ok()).ok_or_else(|| CertError::Missing(profile.name.clone()))?;
-    // Renewal keeps the subject: the one the current certificate names.
-    let subject = read_cert(&path).and_then(|(pem, _)| enroll::inspect(&pem)).and_then(|(_, s)| s).ok_or_else(|| CertError::Missing(profile.name.clone()))?;
     enroll_and_store(profile, store, id_token, &subject, &key_pem, false).await.map(Some)
 }
 
