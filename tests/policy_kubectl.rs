@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{Cluster, Kubectl};
-use hoop_kube::demo::{self, Issuer, User};
 
 const POLICY: &str = r#"policy:
   rules:
@@ -45,29 +42,10 @@ review:
   hold_seconds: 1
 "#;
 
-struct Bed {
-    stack: demo::Stack,
-    dir: tempfile::TempDir,
-}
-
-impl Cluster for Bed {
-    fn kubeconfig(&self) -> &Path {
-        &self.stack.kubeconfig
-    }
-    fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-}
+type Bed = common::PolicyBed;
 
 async fn bed() -> Bed {
-    let dir = tempfile::tempdir().unwrap();
-    let users = vec![
-        User { subject: "alice".into(), groups: vec!["dev".into()], context: "as-alice".into() },
-        User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "as-agent".into() },
-        User { subject: "sam".into(), groups: vec!["sre".into()], context: "as-sam".into() },
-    ];
-    let stack = demo::start_with(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(POLICY)).await.expect("stack");
-    Bed { stack, dir }
+    Bed::start(&common::team(), POLICY).await
 }
 
 fn privileged_pod(name: &str) -> Vec<u8> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Cluster, Kubectl, Out};
-use hoop_kube::demo::{self, Issuer, User};
+use hoop_kube::demo;
 
 const POLICY: &str = r#"policy:
   rules:
@@ -35,30 +35,10 @@ review:
   ttl_seconds: 60
 "#;
 
-struct Bed {
-    stack: demo::Stack,
-    dir: tempfile::TempDir,
-    home: tempfile::TempDir,
-}
-
-impl Cluster for Bed {
-    fn kubeconfig(&self) -> &Path {
-        &self.stack.kubeconfig
-    }
-    fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-}
+type Bed = common::PolicyBed;
 
 async fn bed() -> Bed {
-    let dir = tempfile::tempdir().unwrap();
-    let users = vec![
-        User { subject: "alice".into(), groups: vec!["dev".into()], context: "as-alice".into() },
-        User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "as-agent".into() },
-        User { subject: "sam".into(), groups: vec!["sre".into()], context: "as-sam".into() },
-    ];
-    let stack = demo::start_with(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(POLICY)).await.expect("stack");
-    Bed { stack, dir, home: tempfile::tempdir().unwrap() }
+    Bed::start(&common::team(), POLICY).await
 }
 
 /// Run the real `hoop-kube reviews …` as its own process.
@@ -288,13 +268,8 @@ async fn webhook_and_one_review_per_exec() {
         "{}    - name: prod-exec-needs-approval\n      match:\n        verbs: [exec]\n        namespaces: [\"prod-*\"]\n      action: review\n      reviewers: [sre]\n",
         POLICY.split("review:\n").next().unwrap()
     ) + &format!("review:\n  hold_seconds: 1\n  ttl_seconds: 60\n  webhook: {url}\n");
-    let dir = tempfile::tempdir().unwrap();
-    let users = vec![
-        User { subject: "alice".into(), groups: vec!["dev".into()], context: "as-alice".into() },
-        User { subject: "sam".into(), groups: vec!["sre".into()], context: "as-sam".into() },
-    ];
-    let stack = demo::start_with(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(&policy)).await.expect("stack");
-    let b = Bed { stack, dir, home: tempfile::tempdir().unwrap() };
+    let users: Vec<_> = common::team().into_iter().filter(|u| u.subject != "agent-bot").collect();
+    let b = Bed::start(&users, &policy).await;
     let k = Kubectl::new("1.33", &b);
     let kc = b.stack.kubeconfig.clone();
     k.ok(&["--context", "as-alice", "create", "namespace", "prod-x"]).await;

@@ -294,3 +294,36 @@ pub fn request(method: &str, path: &str, token: Option<&str>, extra_headers: &[(
     bytes.extend_from_slice(body);
     bytes
 }
+
+/// The demo stack with a relay `policy` (a YAML `policy:`/`review:` text appended to relay.yaml):
+/// simulator, relay, and one forwarder with a static-token context per user.
+pub struct PolicyBed {
+    pub stack: hoop_kube::demo::Stack,
+    pub dir: tempfile::TempDir,
+    /// A HOME for the `hoop-kube` processes a test runs.
+    pub home: tempfile::TempDir,
+}
+
+/// alice (dev, context `as-alice`), agent-bot (dev, acting for alice, `as-agent`) and sam (sre,
+/// the reviewer, `as-sam`).
+pub fn team() -> Vec<hoop_kube::demo::User> {
+    let user = |subject: &str, group: &str, context: &str| hoop_kube::demo::User { subject: subject.into(), groups: vec![group.into()], context: context.into() };
+    vec![user("alice", "dev", "as-alice"), user("agent-bot", "dev", "as-agent"), user("sam", "sre", "as-sam")]
+}
+
+impl PolicyBed {
+    pub async fn start(users: &[hoop_kube::demo::User], policy: &str) -> PolicyBed {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = hoop_kube::demo::start_with(dir.path(), users, hoop_kube::demo::Issuer::Dev, "127.0.0.1:0".parse().unwrap(), Some(policy)).await.expect("the stack starts");
+        PolicyBed { stack, dir, home: tempfile::tempdir().unwrap() }
+    }
+}
+
+impl Cluster for PolicyBed {
+    fn kubeconfig(&self) -> &Path {
+        &self.stack.kubeconfig
+    }
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
