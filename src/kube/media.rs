@@ -122,6 +122,26 @@ pub fn negotiate_discovery(accept: Option<&str>) -> Representation {
     Representation::Json
 }
 
+/// The `Accept` header a masking relay sends upstream instead of the client's: every media range
+/// turned into JSON with its parameters kept (`as=Table;v=v1;g=meta.k8s.io` stays a Table request,
+/// `stream=watch` stays a watch), protobuf, YAML, CBOR and wildcards included, duplicates dropped,
+/// and plain `application/json` always last as the fallback. The masker only reads JSON; asking
+/// for nothing else is how protobuf, YAML and CBOR answers are kept off the wire (k8s-wire.md §8),
+/// and a response that still comes back in another encoding is refused by the masker.
+pub fn json_only_accept(accept: Option<&str>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for r in parse_accept(accept.unwrap_or_default()) {
+        let params: Vec<String> = r.params.iter().filter(|(k, _)| k != "q" && k != "charset").map(|(k, v)| format!("{k}={v}")).collect();
+        let range = if params.is_empty() { "application/json".to_string() } else { format!("application/json;{}", params.join(";")) };
+        if !out.contains(&range) {
+            out.push(range);
+        }
+    }
+    out.retain(|r| r != "application/json");
+    out.push("application/json".into());
+    out.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,5 +183,18 @@ mod tests {
         assert!(parse_accept(";;;,,,").is_empty());
         assert_eq!(negotiate_object(Some("text/html;as=Table;v=v1;g=meta.k8s.io")), Representation::Json);
         assert_eq!(negotiate_object(Some(&"a/b;x=y,".repeat(1000))), Representation::Json);
+    }
+    #[test]
+    fn json_only_accept_keeps_parameters_and_drops_other_encodings() {
+        assert_eq!(json_only_accept(Some(KUBECTL_GET)), "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json");
+        assert_eq!(
+            json_only_accept(Some("application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io,application/vnd.kubernetes.protobuf,application/json")),
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        );
+        assert_eq!(json_only_accept(Some("application/yaml")), "application/json");
+        assert_eq!(json_only_accept(Some("application/cbor")), "application/json");
+        assert_eq!(json_only_accept(Some("*/*;q=0.8")), "application/json");
+        assert_eq!(json_only_accept(None), "application/json");
+        assert_eq!(json_only_accept(Some("application/vnd.kubernetes.protobuf;stream=watch")), "application/json;stream=watch,application/json");
     }
 }

@@ -15,6 +15,7 @@
 pub mod authn;
 pub mod crud;
 pub mod discovery;
+pub mod encoding;
 pub mod exec;
 pub mod logs;
 pub mod objects;

@@ -43,6 +43,12 @@ pub struct Entry {
     /// The request body's `Content-Type`, when it has one.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub content_type: String,
+    /// The request's `Accept` header (what the relay asked the apiserver for).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub accept: String,
+    /// The request's `Accept-Encoding` header.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub accept_encoding: String,
 }
 
 /// The log file.

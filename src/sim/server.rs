@@ -74,12 +74,19 @@ async fn handle(state: Arc<SimState>, conn: Arc<ConnInfo>, req: Request<Incoming
         http: conn.alpn.to_string(),
         user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
         content_type: req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        accept: req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
+        accept_encoding: req.headers().get(http::header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string(),
         ..Entry::default()
     };
+    let wants = super::encoding::Wants::of(req.headers());
     let resp = match route(&state, &conn, req, &mut entry).await {
         Ok(r) => r,
         Err(s) => respond::status(&s),
     };
+    // Watches and upgrades stream (logs are text/plain); complete JSON answers may be re-encoded
+    // as the apiserver would.
+    let streaming = entry.verb == "watch" || !entry.upgrade.is_empty() || resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+    let resp = super::encoding::encode(wants, streaming, resp).await;
     entry.code = resp.status().as_u16();
     state.log.write(&entry);
     resp
