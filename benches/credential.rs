@@ -7,6 +7,8 @@
 //! cargo bench --bench credential            # 300 runs of each (HOOP_KUBE_BENCH_RUNS to change)
 //! HOOP_KUBE_BENCH_DIAG=1 cargo bench --bench credential   # plus rows that show where time goes
 //! HOOP_KUBE_BENCH_EXE=/usr/bin/hoop-kube cargo bench --bench credential   # measure another build
+//! scripts/build-release && HOOP_KUBE_BENCH_EXE=target/x86_64-unknown-linux-gnu/release/hoop-kube \
+//!     cargo bench --bench credential        # the shipped static-pie build (README's table)
 //! ```
 //!
 //! hoop-kube is measured with the `file` store and, when `keyctl` is installed, with the kernel
@@ -124,6 +126,7 @@ fn main() {
             times[i].push(run(c));
         }
     }
+    println!("measuring {} ({})\n", exe(), linkage(Path::new(&exe())));
     println!("| plugin, cached path, {runs} runs each | median | p99 |");
     println!("| --- | ---: | ---: |");
     let mut medians = Vec::new();
@@ -143,6 +146,25 @@ fn main() {
         for ((label, _), m) in subjects.iter().zip(&medians).take(subjects.len() - 1) {
             println!("{label}: median {:.0}% of {PEER}'s (target: at most 50%)", 100.0 * ms(*m) / peer);
         }
+    }
+}
+
+/// How the measured binary is linked, from its ELF program headers: a `PT_INTERP` header means
+/// the dynamic loader runs first; `ET_DYN` without one is a static-pie.
+fn linkage(path: &Path) -> &'static str {
+    let Ok(b) = std::fs::read(path) else { return "unreadable" };
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]) as usize);
+    let u64_at = |o: usize| b.get(o..o + 8).and_then(|s| s.try_into().ok()).map(|a: [u8; 8]| u64::from_le_bytes(a) as usize);
+    if b.get(..5) != Some(b"\x7fELF\x02".as_slice()) {
+        return "not a 64-bit ELF";
+    }
+    let (Some(kind), Some(phoff), Some(phsize), Some(phnum)) = (u16_at(16), u64_at(0x20), u16_at(0x36), u16_at(0x38)) else { return "truncated ELF" };
+    let interp = (0..phnum).any(|i| b.get(phoff + i * phsize..phoff + i * phsize + 4) == Some(&3u32.to_le_bytes()[..]));
+    match (kind, interp) {
+        (3, true) => "PIE, dynamically linked",
+        (3, false) => "static-pie",
+        (2, true) => "non-PIE, dynamically linked",
+        _ => "static, non-PIE",
     }
 }
 
