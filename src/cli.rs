@@ -335,6 +335,8 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-alice exec -it web -- sh");
     println!("  kubectl --context demo-alice port-forward pod/web 8080:80");
     println!("  kubectl --context demo-alice get pods -w");
+    println!("  kubectl --context demo-alice create secret generic db --from-literal=password=hunter2");
+    println!("  kubectl --context demo-alice get secret db -o yaml    # data.password is masked (hoop-kube:masked)");
     println!("  kubectl --context demo-agent get secrets        # denied: agents never read secrets");
     println!("  kubectl --context demo-alice delete pod web     # held for approval by sre; meanwhile:");
     println!("  hoop-kube reviews list --context demo-sam; hoop-kube reviews approve ID --context demo-sam");

@@ -91,13 +91,16 @@ pub fn demo_users() -> Vec<User> {
 }
 
 /// The demo's policy: the team may use the cluster; agents never read secrets and never exec;
-/// deletes and privileged pods need approval by `sre`; nobody execs into `kube-system`.
+/// deletes and privileged pods need approval by `sre`; nobody execs into `kube-system`; and
+/// everyone sees Secret values, env literals, service-account tokens and Secret values in logs
+/// and exec output masked (profile `secrets`).
 pub const DEMO_POLICY: &str = r#"policy:
   rules:
     - name: team-may-use-the-cluster
       match:
         groups: [dev, sre]
       action: allow
+      mask: secrets
     - name: agents-never-read-secrets
       match:
         agent: present
@@ -127,6 +130,12 @@ pub const DEMO_POLICY: &str = r#"policy:
         verbs: [exec, attach]
         namespaces: [kube-system]
       action: deny
+mask_profiles:
+  secrets:
+    secret_data: true
+    env_literals: true
+    serviceaccount_tokens: true
+    logs: true
 "#;
 
 /// Start the stack in `dir` for `users`.

@@ -153,6 +153,10 @@ fn demo_serves_kubectl_through_the_relay() {
     assert_eq!(ok(&["--context", "demo-alice", "logs", "-f", "web"]), "tick 1\ntick 2\n");
     assert_eq!(ok(&["--context", "demo-alice", "exec", "web", "--", "echo", "through-the-relay"]), "through-the-relay\n");
     assert!(ok(&["--context", "demo-agent", "get", "pods"]).contains("web"));
+    // The demo masks secrets for everyone.
+    ok(&["--context", "demo-alice", "create", "secret", "generic", "db", "--from-literal=password=hunter2"]);
+    let shown = ok(&["--context", "demo-alice", "get", "secret", "db", "-o", "yaml"]);
+    assert!(shown.contains("password: aG9vcC1rdWJlOm1hc2tlZA==") && !shown.contains("aHVudGVyMg"), "{shown}");
     let log = std::fs::read_to_string(dir.path().join("sim/requests.jsonl")).unwrap();
     assert!(log.contains("\"user\":\"alice\"") && log.contains("\"user\":\"agent-bot\""), "the cluster saw both demo users");
     let _ = child.kill();

@@ -106,7 +106,7 @@ async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, hop: Arc<N
     let handle = move |_: Arc<()>, req| {
         let hop = hop.clone();
         async move {
-            match pass(&hop, req, MAX_BODY, |_| Ok(())).await {
+            match pass(&hop, req, MAX_BODY, crate::proxy::pass::Upgrade::Splice, |_| Ok(())).await {
                 Ok(r) => r,
                 Err(PassError::Hop(e)) => respond::status(&Status::unavailable(format!(
                     "hoop-kube forward: the relay at {} is unreachable ({e}); check that the relay is running and reachable, then retry",

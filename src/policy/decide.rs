@@ -7,8 +7,10 @@
 //! other fields matched has a condition. What the decision returns is enough to act (action,
 //! reviewers, mask) and to explain (every matched rule and its action).
 //!
-//! When several deciding rules carry a `mask` profile, the first of them in file order is
-//! used. The deciding rule is the first rule in file order with the winning action; its
+//! Masks add up: every matching rule that lets the request through (allow or review) and names
+//! a `mask` profile contributes it, and the relay masks by their union — a mask is a
+//! restriction, so like every other restriction the strictest combination wins, and a second
+//! rule can never unmask what a first one masks. The deciding rule is the first rule in file order with the winning action; its
 //! `message` is the decision's message.
 
 use std::sync::Arc;
@@ -91,8 +93,9 @@ pub struct Decision {
     pub reviewers: Vec<String>,
     /// For review: true only if every matching review rule allows self-approval.
     pub allow_self_approval: bool,
-    /// For allow or review: the mask profile of the first deciding rule that names one.
-    pub mask: Option<Arc<str>>,
+    /// For allow or review: the mask profiles of every matching allow or review rule, in file
+    /// order without duplicates; the relay masks by their union.
+    pub masks: Vec<Arc<str>>,
     /// The deciding rule's `message`, or why its condition failed.
     pub message: Option<String>,
 }
@@ -195,7 +198,7 @@ impl Policy {
 
     fn conclude(&self, matched: Vec<(u32, Matched)>) -> Decision {
         let Some(action) = matched.iter().map(|(_, m)| m.action).max() else {
-            return Decision { action: Action::Deny, rule: None, matched: Vec::new(), reviewers: Vec::new(), allow_self_approval: false, mask: None, message: None };
+            return Decision { action: Action::Deny, rule: None, matched: Vec::new(), reviewers: Vec::new(), allow_self_approval: false, masks: Vec::new(), message: None };
         };
         let deciding = || matched.iter().filter(move |(_, m)| m.action == action).map(|(i, m)| (&self.rules[*i as usize], m));
         let (first_rule, first) = deciding().next().map(|(r, m)| (r, m.clone())).unwrap_or_else(|| unreachable!("the max action comes from a match"));
@@ -212,7 +215,14 @@ impl Policy {
                 }
             }
         }
-        let mask = if action == Action::Deny { None } else { deciding().find_map(|(r, _)| r.mask.clone()) };
+        let mut masks: Vec<Arc<str>> = Vec::new();
+        if action != Action::Deny {
+            for m in matched.iter().filter(|(_, m)| m.action != Action::Deny).filter_map(|(i, _)| self.rules[*i as usize].mask.as_ref()) {
+                if !masks.contains(m) {
+                    masks.push(m.clone());
+                }
+            }
+        }
         let message = first.cel_error.clone().or_else(|| first_rule.message.clone());
         Decision {
             action,
@@ -220,7 +230,7 @@ impl Policy {
             matched: matched.into_iter().map(|(_, m)| m).collect(),
             reviewers,
             allow_self_approval,
-            mask,
+            masks,
             message,
         }
     }

@@ -121,8 +121,8 @@ pub fn run(t: &TestRequest, out: &mut dyn Write) -> Result<Outcome, ExplainError
         let own = if decision.allow_self_approval { "allowed" } else { "not allowed" };
         writeln!(out, "reviewers: {} (self-approval {own})", decision.reviewers.join(", "))?;
     }
-    if let Some(mask) = &decision.mask {
-        writeln!(out, "mask:      {mask}")?;
+    if !decision.masks.is_empty() {
+        writeln!(out, "mask:      {}", decision.masks.join(", "))?;
     }
     writeln!(out, "matched:   {} of {} rules", decision.matched.len(), policy.len())?;
     for m in &decision.matched {

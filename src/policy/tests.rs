@@ -87,7 +87,7 @@ fn privileged_pod_needs_sre_approval() {
     assert_eq!(d.reviewers, ["sre"]);
     assert!(!d.allow_self_approval);
     let d = decide_with(&p, &alice(), "POST", path, Some(&pod(false)));
-    assert_eq!((d.action, d.rule.as_deref(), d.mask.as_deref()), (Action::Allow, Some("dev-does-everything"), Some("default")));
+    assert_eq!((d.action, d.rule.as_deref(), d.masks.iter().map(|m| &**m).collect::<Vec<_>>()), (Action::Allow, Some("dev-does-everything"), vec!["default"]));
     // The relay buffers the body only when a rule needs it.
     let method = Method::POST;
     let info = request_info::parse(&method, path, None).unwrap();
@@ -127,7 +127,7 @@ fn prod_deletes_need_approval() {
     let d = decide(&p, &alice(), "DELETE", "/api/v1/namespaces/prod-eu/pods/web-1");
     assert_eq!((d.action, d.rule.as_deref()), (Action::Review, Some("prod-deletes-need-approval")));
     assert_eq!(d.reviewers, ["sre", "leads"]);
-    assert_eq!(d.mask, None, "the allow rule's mask does not ride on a review");
+    assert_eq!(d.masks, [std::sync::Arc::<str>::from("default")], "the matching allow rule's mask applies to a reviewed request too");
     let d = decide(&p, &alice(), "DELETE", "/apis/apps/v1/namespaces/prod-us/deployments");
     assert_eq!(d.action, Action::Review, "deletecollection too");
     assert_eq!(decide(&p, &alice(), "DELETE", "/api/v1/namespaces/staging/pods/web-1").action, Action::Allow);
@@ -184,16 +184,16 @@ rules:
     );
     let bob = Who { subject: "bob", groups: vec![], agent: None, claims: json!({}) };
     let d = decide(&p, &bob, "GET", "/api/v1/namespaces/x/pods/web");
-    assert_eq!((d.action, d.rule.as_deref(), d.mask.as_deref(), d.allow_self_approval), (Action::Review, Some("r1"), Some("m1"), true));
+    assert_eq!((d.action, d.rule.as_deref(), d.masks.iter().map(|m| &**m).collect::<Vec<_>>(), d.allow_self_approval), (Action::Review, Some("r1"), vec!["m1"], true));
     let d = decide(&p, &bob, "DELETE", "/api/v1/namespaces/x/pods/web");
     assert_eq!((d.action, d.rule.as_deref()), (Action::Review, Some("r1")));
     assert_eq!(d.reviewers, ["x", "y"]);
     assert!(!d.allow_self_approval, "only if every matching review rule allows it");
-    assert_eq!(d.mask.as_deref(), Some("m1"), "the first deciding rule's mask, in file order");
+    assert_eq!(d.masks.iter().map(|m| &**m).collect::<Vec<_>>(), ["m1", "m2"], "every matching rule's mask, in file order");
     let names: Vec<_> = d.matched.iter().map(|m| (&*m.rule, m.action)).collect();
     assert_eq!(names, [("a", Action::Allow), ("r1", Action::Review), ("r2", Action::Review)]);
     let d = decide(&p, &bob, "DELETE", "/api/v1/namespaces/x/pods/keep-me");
-    assert_eq!((d.action, d.rule.as_deref(), d.mask.as_deref()), (Action::Deny, Some("d"), None));
+    assert_eq!((d.action, d.rule.as_deref(), d.masks.iter().map(|m| &**m).collect::<Vec<_>>()), (Action::Deny, Some("d"), Vec::<&str>::new()));
     let d = decide(&p, &bob, "GET", "/api/v1/namespaces/x/secrets/s");
     assert_eq!((d.action, d.rule.as_deref()), (Action::Deny, None));
     assert!(d.matched.is_empty());

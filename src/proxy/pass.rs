@@ -16,9 +16,23 @@ use super::client::{BoxError, HopError, NextHop, OutBody};
 use super::{headers, splice};
 use crate::respond::Body;
 
+/// What joins the two sides of an upgraded connection (exec, attach, port-forward) once both
+/// have switched protocols.
+pub enum Upgrade {
+    /// Copy bytes both ways, untouched ([`splice::splice`]).
+    Splice,
+    /// The caller's own stage (the relay's exec output masking): it gets the client side, the
+    /// upstream side and upstream's `101` headers, and owns both connections from then on.
+    Custom(UpgradeHook),
+}
+
+/// A caller's handler for an upgraded connection: (client, upstream, upstream's 101 headers).
+pub type UpgradeHook = Box<dyn FnOnce(hyper::upgrade::Upgraded, hyper::upgrade::Upgraded, HeaderMap) -> futures_util::future::BoxFuture<'static, ()> + Send>;
+
 /// Forward `req` to `hop`. `edit` adjusts the outgoing headers (after hop-by-hop headers and
-/// `Host` are removed) and may refuse the request with a message.
-pub async fn pass<B>(hop: &NextHop, mut req: Request<B>, max_body: usize, edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>) -> Result<Response<Body>, PassError>
+/// `Host` are removed) and may refuse the request with a message; `upgraded` joins the two
+/// sides if the request is upgraded.
+pub async fn pass<B>(hop: &NextHop, mut req: Request<B>, max_body: usize, upgraded: Upgrade, edit: impl FnOnce(&mut HeaderMap) -> Result<(), String>) -> Result<Response<Body>, PassError>
 where
     B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
     B::Error: Into<BoxError>,
@@ -56,11 +70,15 @@ where
 
     if let (Some(client_up), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
         let upstream_up = hyper::upgrade::on(&mut resp);
+        let headers = resp.headers().clone();
         tokio::spawn(async move {
             match tokio::try_join!(client_up, upstream_up) {
-                Ok((c, u)) => {
-                    let _ = splice::splice(c, u).await;
-                }
+                Ok((c, u)) => match upgraded {
+                    Upgrade::Splice => {
+                        let _ = splice::splice(c, u).await;
+                    }
+                    Upgrade::Custom(hook) => hook(c, u, headers).await,
+                },
                 Err(e) => tracing::debug!(error = %e, "upgrade failed"),
             }
         });

@@ -32,6 +32,9 @@ pub enum BootError {
     /// The review store or webhook could not be set up.
     #[error("review: {0}")]
     Review(#[from] crate::review::hold::SetupError),
+    /// The records store or an exporter could not be set up.
+    #[error("{0}")]
+    Records(#[from] super::records::SetupError),
     /// The OIDC issuer could not be reached or is misconfigured.
     #[error("OIDC issuer: {0}")]
     Oidc(#[from] oidc::AuthnError),
@@ -129,6 +132,8 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
             Some(r) => Some(Arc::new(crate::review::Reviews::open(r).await?)),
             None => None,
         },
+        masking: super::mask::Masking::new(cfg.mask_profiles.clone()),
+        records: super::records::Records::open(&cfg.records).await?,
     };
     Ok((Arc::new(state), server_tls))
 }

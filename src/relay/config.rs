@@ -34,10 +34,13 @@ mod enrollment;
 mod policy;
 #[path = "config_review.rs"]
 mod review;
+#[path = "config_records.rs"]
+mod records;
 #[path = "config_yaml.rs"]
 mod yaml;
 pub(super) use yaml::{parse_yaml, read_capped};
 pub use enrollment::{EnrollmentConfig, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS};
+pub use records::{RecordsConfig, DEFAULT_RECORDS_STORE, DEFAULT_RETENTION_DAYS};
 pub use review::{ReviewConfig, DEFAULT_HOLD_SECONDS, DEFAULT_STORE, DEFAULT_TTL_SECONDS};
 pub use policy::{load_policy_section, policy_error, MatchConfig, PolicyConfig, RuleConfig};
 
@@ -139,6 +142,12 @@ pub struct RelayConfig {
     /// requests wait, how long approvals last, where reviews are stored. `None` when there is
     /// neither the section nor a review rule.
     pub review: Option<ReviewConfig>,
+    /// `mask_profiles` (optional): named masking profiles, attached to requests by the `mask`
+    /// of policy rules. Every name a rule uses must be defined here.
+    pub mask_profiles: crate::mask::MaskProfiles,
+    /// `records` (optional section; recording is always on): the records store, retention,
+    /// export and auditors.
+    pub records: RecordsConfig,
 }
 
 /// `tls:` — PEM files, relative paths taken from the config file's directory.
@@ -277,6 +286,8 @@ struct RawConfig {
     #[serde(default)] enrollment: Option<enrollment::RawEnrollment>,
     #[serde(default)] policy: Option<PolicyConfig>,
     #[serde(default)] review: Option<review::RawReview>,
+    #[serde(default)] mask_profiles: Option<crate::mask::MaskProfilesConfig>,
+    #[serde(default)] records: Option<records::RawRecords>,
 }
 
 #[derive(Deserialize)]
@@ -407,7 +418,24 @@ impl RelayConfig {
             None if policy.as_ref().is_some_and(|p| p.counts().2 > 0) => Some(cx.review_defaults()?),
             None => None,
         };
-        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy, review })
+        let mask_profiles = match &raw.mask_profiles {
+            Some(m) => crate::mask::MaskProfiles::compile(m).map_err(|e| {
+                let key = if e.field.is_empty() { format!("mask_profiles.{}", e.profile) } else { format!("mask_profiles.{}.{}", e.profile, e.field) };
+                cx.invalid(key, e.message.clone())
+            })?,
+            None => crate::mask::MaskProfiles::default(),
+        };
+        if let Some(p) = &policy {
+            for (i, rule) in p.rules.iter().enumerate() {
+                if let Some(m) = rule.mask.as_deref().filter(|m| mask_profiles.get(m).is_none()) {
+                    let known: Vec<&str> = mask_profiles.names().collect();
+                    let known = if known.is_empty() { "there is no mask_profiles section".to_string() } else { format!("defined: {}", known.join(", ")) };
+                    return Err(cx.invalid(format!("policy.rules[{i}].mask"), format!("no mask profile {m:?} ({known})")));
+                }
+            }
+        }
+        let records = cx.records(raw.records.unwrap_or_default())?;
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy, review, mask_profiles, records })
     }
 
     /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account

@@ -413,7 +413,7 @@ fn credential_in_cluster() {
 
 #[test]
 fn unknown_keys() {
-    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`, `review`");
+    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`, `review`, `mask_profiles`, `records`");
     let m = err(&format!("{}extra: 1\n", minimal()));
     assert!(m.starts_with("relay.yaml: extra: unknown key") && m.contains("line 12"), "{m}");
     let m = err(&minimal().replace("  cert:", "  cret:"));
@@ -656,4 +656,24 @@ fn review_section_is_strict() {
     let cfg = parse(&with("review:\n  hold_seconds: 5\n  webhook: http://127.0.0.1:9/hook\n"), dir.path()).expect("valid");
     let r = cfg.review.expect("review section");
     assert_eq!((r.hold_seconds, r.ttl_seconds), (5, 600));
+}
+
+#[test]
+fn mask_profiles_are_checked_and_rules_must_name_one() {
+    let with = |extra: &str| format!("{}{extra}", minimal());
+    let policy = "policy:\n  rules:\n    - {name: r, action: allow, mask: secrets}\n";
+    let m = err(&with(policy));
+    assert!(m.starts_with("relay.yaml: policy.rules[0].mask: no mask profile \"secrets\" (there is no mask_profiles section)"), "{m}");
+    let m = err(&with(&format!("{policy}mask_profiles:\n  other: {{secret_data: true}}\n")));
+    assert!(m.contains("no mask profile \"secrets\" (defined: other)"), "{m}");
+    let m = err(&with("mask_profiles:\n  secrets: {secret_data: true, last_applied: false}\n"));
+    assert!(m.starts_with("relay.yaml: mask_profiles.secrets.last_applied: cannot be false"), "{m}");
+    let m = err(&with("mask_profiles:\n  secrets: {}\n"));
+    assert!(m.starts_with("relay.yaml: mask_profiles.secrets: masks nothing"), "{m}");
+    let m = err(&with("mask_profiles:\n  secrets: {secret_data: true, sekret: 1}\n"));
+    assert!(m.contains("sekret"), "{m}");
+    let dir = fixture();
+    let text = with(&format!("{policy}mask_profiles:\n  secrets: {{secret_data: true, configmap_keys: [\"*password*\"]}}\n"));
+    let cfg = parse(&text, dir.path()).unwrap();
+    assert!(cfg.mask_profiles.get("secrets").is_some_and(|p| p.masks_objects()));
 }

@@ -41,10 +41,16 @@ pub mod config;
 
 pub mod dev_issuer;
 pub mod enroll;
+pub mod exec_mask;
 pub mod kubeconfig;
+pub mod mask;
 pub mod oidc;
 pub mod pki_init;
 pub mod proxy;
+pub mod records;
+pub mod records_api;
+pub mod secret_values;
+pub mod session;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -85,6 +91,10 @@ pub struct RelayState {
     /// Held requests, approvals and the reviews API; `None` when the config has neither a
     /// `review:` section nor a review rule.
     pub reviews: Option<Arc<crate::review::Reviews>>,
+    /// The mask profiles policy rules attach, and the Secret values log masking needs.
+    pub masking: mask::Masking,
+    /// The records store every request is written to before it is forwarded or refused.
+    pub records: records::Records,
 }
 
 /// What the TLS handshake established about the client, once per connection.

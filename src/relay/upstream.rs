@@ -77,15 +77,7 @@ impl Upstream {
     /// Set the relay's credential and the impersonation headers on an outgoing request whose
     /// client `Authorization` and impersonation headers are already gone.
     pub fn authorize(&self, headers: &mut HeaderMap, who: &Authenticated) -> Result<(), String> {
-        let token = match &self.auth {
-            UpstreamAuth::ClientCert => None,
-            UpstreamAuth::TokenFile(f) => Some(f.get().ok_or("the upstream token file is unreadable")?),
-            UpstreamAuth::Token(t) => Some(t.clone()),
-        };
-        if let Some(t) = token {
-            let v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| "the upstream token is not a valid header value")?;
-            headers.insert(http::header::AUTHORIZATION, v);
-        }
+        self.authorize_as_relay(headers)?;
         if self.impersonate {
             let id = who.identity();
             let user = HeaderValue::from_str(&id.username).map_err(|_| format!("username {:?} cannot be sent as a header", id.username))?;
@@ -94,6 +86,21 @@ impl Upstream {
                 let v = HeaderValue::from_str(g).map_err(|_| format!("group {g:?} cannot be sent as a header"))?;
                 headers.append("impersonate-group", v);
             }
+        }
+        Ok(())
+    }
+
+    /// Set only the relay's own credential, for the relay's own requests (the Secret values it
+    /// masks logs with): no impersonation, the relay acts as itself.
+    pub fn authorize_as_relay(&self, headers: &mut HeaderMap) -> Result<(), String> {
+        let token = match &self.auth {
+            UpstreamAuth::ClientCert => None,
+            UpstreamAuth::TokenFile(f) => Some(f.get().ok_or("the upstream token file is unreadable")?),
+            UpstreamAuth::Token(t) => Some(t.clone()),
+        };
+        if let Some(t) = token {
+            let v = HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| "the upstream token is not a valid header value")?;
+            headers.insert(http::header::AUTHORIZATION, v);
         }
         Ok(())
     }

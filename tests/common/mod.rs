@@ -327,3 +327,36 @@ impl Cluster for PolicyBed {
         std::fs::read_to_string(self.dir.path().join("sim/requests.jsonl")).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 }
+
+/// A raw HTTPS client for one context of a bed's static-token kubeconfig (server, CA, token), so tests can
+/// send the `Accept`/`Accept-Encoding` headers kubectl itself does not let a user choose.
+pub struct Raw {
+    pub server: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Raw {
+    pub fn new(kubeconfig: &std::path::Path, context: &str) -> Raw {
+        let k: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+        let find = |list: &str, name: &str| k[list].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap().clone();
+        let ctx = find("contexts", context);
+        let cluster = find("clusters", ctx["context"]["cluster"].as_str().unwrap());
+        let user = find("users", ctx["context"]["user"].as_str().unwrap());
+        use ::base64::Engine as _;
+        let ca = ::base64::engine::general_purpose::STANDARD.decode(cluster["cluster"]["certificate-authority-data"].as_str().unwrap()).unwrap();
+        let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
+        Raw { server: cluster["cluster"]["server"].as_str().unwrap().to_string(), token: user["user"]["token"].as_str().unwrap().to_string(), client }
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut r = self.client.get(format!("{}{path}", self.server)).bearer_auth(&self.token);
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        let code = resp.status().as_u16();
+        let h = resp.headers().clone();
+        (code, h, resp.bytes().await.unwrap().to_vec())
+    }
+}
