@@ -14,6 +14,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod login;
 #[path = "cli/reviews.rs"]
 mod reviews;
+#[path = "cli/sessions.rs"]
+mod sessions;
 
 /// hoop-kube: a policy-enforcing, recording relay for kubectl, and the tools around it.
 #[derive(Debug, Parser)]
@@ -90,6 +92,15 @@ pub enum Command {
     /// token, token file or exec plugin (run as kubectl runs it). Only members of a review's
     /// reviewer groups may decide it, and the requester only when the rule allows self-approval.
     Reviews(reviews::ReviewsArgs),
+    /// List, show, follow, replay or export the relay's records of requests and exec sessions.
+    ///
+    /// The relay records every request (who, which agent, what, the decision and its rule, the
+    /// status code, the kubectl command) and every exec, attach and port-forward session.
+    /// Reaches the relay as `reviews` does: through a kubeconfig context (--kubeconfig,
+    /// --context; default the current context of $KUBECONFIG or ~/.kube/config) with that
+    /// context's identity. You see your own records; members of the relay's `records.auditors`
+    /// groups see everyone's.
+    Sessions(sessions::SessionsArgs),
     /// Work with the relay's policy (`hoop-kube policy test`).
     #[command(subcommand)]
     Policy(PolicyAction),
@@ -266,7 +277,7 @@ impl Cli {
     /// Whether the command finishes quickly and serves nothing (a single-threaded runtime is
     /// enough, and cheaper to start: `credential` runs on every kubectl call).
     pub fn short_lived(&self) -> bool {
-        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Reviews(_) | Command::Completions { .. })
+        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Reviews(_) | Command::Sessions(_) | Command::Completions { .. })
     }
 }
 
@@ -279,6 +290,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Forward(a) => run_forward(a).await,
         Command::Policy(PolicyAction::Test(a)) => run_policy_test(a),
         Command::Reviews(a) => reviews::run(a).await,
+        Command::Sessions(a) => sessions::run(a).await,
         Command::Login(a) => login::run_login(a).await,
         Command::Logout(a) => login::run_logout(a).await,
         Command::Status(a) => login::run_status(a).await,

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Cluster, Kubectl, Out, Raw};
+use tokio::io::AsyncBufReadExt;
 
 const POLICY: &str = r#"policy:
   rules:
@@ -224,6 +225,23 @@ async fn every_request_and_session_is_recorded_with_real_kubectl() {
     let ports = &export["session"]["summary"]["ports"];
     assert!(ports.to_string().contains("80") && ports.to_string().contains("23"), "port and bytes each way: {export}");
 
+    // The same through `hoop-kube sessions`, the real binary.
+    let o = hk(&b, &["sessions", "list", "--context", "as-sam", "--user", "alice", "--limit", "1000"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    for needle in ["no-deletes-in-prod", "approved", "exec", "portforward", "kubectl get", "alice"] {
+        assert!(o.stdout.contains(needle), "sessions list shows {needle}: {}", o.stdout);
+    }
+    let o = hk(&b, &["sessions", "list", "--context", "as-alice", "--user", "sam"]).await;
+    assert!(o.code != 0 && o.stderr.contains("your own records"), "{o:?}");
+    let o = hk(&b, &["sessions", "show", exec["id"].as_str().unwrap(), "--context", "as-alice"]).await;
+    assert!(o.code == 0 && o.stdout.contains(&session) && o.stdout.contains("kubectl exec"), "{o:?}");
+    let o = hk(&b, &["sessions", "replay", &session, "--speed", "50", "--context", "as-alice"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout, String::from_utf8_lossy(&screen), "`sessions replay` plays back exactly what the terminal showed");
+    let o = hk(&b, &["sessions", "export", exec["id"].as_str().unwrap(), "--format", "asciicast", "--context", "as-alice"]).await;
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(cast_output(&o.stdout), replayed, "`sessions export` is the same asciicast");
+
     // The JSON-lines export: audit.k8s.io/v1 Events, each record's id among them.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let jsonl = std::fs::read_to_string(b.dir.path().join("relay/audit.jsonl")).expect("the export file");
@@ -243,6 +261,28 @@ async fn every_request_and_session_is_recorded_with_real_kubectl() {
         }
     }
     assert!(!fed.contains("\"username\":\"sam\""), "alice's feed carries only her records");
+
+    // `hoop-kube sessions tail` follows new records live.
+    let mut tail_cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoop-kube"))
+        .args(["sessions", "tail", "-o", "json", "--context", "as-alice", "--kubeconfig"])
+        .arg(b.kubeconfig())
+        .env_remove("KUBECONFIG")
+        .env("HOME", b.home.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut tail_out = tokio::io::BufReader::new(tail_cli.stdout.take().unwrap()).lines();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    k.ok(&["--context", "as-alice", "get", "configmap", "settings"]).await;
+    let line = loop {
+        let l = tokio::time::timeout(Duration::from_secs(10), tail_out.next_line()).await.expect("tail prints the new request").unwrap().expect("a line");
+        if l.contains("settings") {
+            break l;
+        }
+    };
+    assert!(line.contains("\"configmaps\"") && line.contains("alice"), "{line}");
+    tail_cli.kill().await.unwrap();
 
     // Every answer names its record.
     let (_, h, _) = alice.get("/api/v1/namespaces/default/pods", &[]).await;

@@ -16,12 +16,14 @@
 //! - [`asciicast`] — asciicast v2 writing (UTF-8 safe across chunks) and [`replay`] playback.
 //! - [`export`] — sinks that ship audit Events: a JSON-lines file and an audit webhook.
 //! - [`query`] — the records API's routes, query parameters and response types.
+//! - [`client`] — the records API from the command line's side (`hoop-kube sessions`).
 //!
 //! What it trusts: identities, decisions and [`crate::kube::request_info::RequestInfo`] handed
 //! in by the relay (never re-parsed here). What it rejects: anything malformed in the bytes it
 //! decodes or the query strings it parses, with typed errors.
 
 pub mod asciicast;
+pub mod client;
 pub mod event;
 pub mod exec;
 pub mod export;

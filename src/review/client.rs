@@ -224,7 +224,9 @@ impl Client {
     /// The CA is not PEM, or the HTTP client cannot be built.
     pub fn new(target: Target) -> Result<Client, ClientError> {
         let unusable = |message: String| ClientError::Unreachable { server: target.server.clone(), message };
-        let mut b = reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none()).no_proxy();
+        // No overall timeout on the client: each call sets its own, and a stream (`get_path`
+        // with no timeout) must stay open.
+        let mut b = reqwest::Client::builder().connect_timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none()).no_proxy();
         if let Some(pem) = &target.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| unusable(format!("the context's CA is not PEM: {e}")))?;
             b = b.tls_certs_merge(certs);
@@ -244,7 +246,7 @@ impl Client {
         let unreachable = |e: reqwest::Error| {
             ClientError::Unreachable { server: server.clone(), message: crate::text::error_chain(&e) }
         };
-        let mut req = self.http.request(method, format!("{server}{}{path}", super::api::PREFIX)).bearer_auth(&self.target.token);
+        let mut req = self.http.request(method, format!("{server}{}{path}", super::api::PREFIX)).timeout(TIMEOUT).bearer_auth(&self.target.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -252,11 +254,33 @@ impl Client {
         let code = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(unreachable)?;
         if code != 200 {
-            let message = serde_json::from_slice::<StatusAnswer>(&bytes).map(|s| s.message).unwrap_or_else(|_| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
-            let message = if message.trim().is_empty() { format!("HTTP {code} from {server}") } else { message.replace(['\n', '\r'], " ") };
-            return Err(ClientError::Refused { code, message });
+            return Err(refused(code, &bytes, server));
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Unreachable { server: server.clone(), message: format!("unexpected answer: {e}") })
+    }
+
+    /// GET `path_and_query` (from the server's root, e.g. `/hoop-kube/v1/records?limit=5`) with
+    /// the target's token: the generic call for the relay's other APIs (`sessions` uses it).
+    /// `timeout` bounds the whole exchange, body included; `None` (a stream) bounds only the
+    /// connect. A non-200 answer becomes [`ClientError::Refused`] with its `Status` message; a
+    /// 200 response is returned unread, so its body can be streamed.
+    ///
+    /// # Errors
+    /// [`ClientError::Unreachable`] or [`ClientError::Refused`].
+    pub async fn get_path(&self, path_and_query: &str, timeout: Option<Duration>) -> Result<reqwest::Response, ClientError> {
+        let server = &self.target.server;
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable { server: server.clone(), message: crate::text::error_chain(&e) };
+        let mut req = self.http.get(format!("{server}{path_and_query}")).bearer_auth(&self.target.token);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await.map_err(unreachable)?;
+        let code = resp.status().as_u16();
+        if code != 200 {
+            let bytes = resp.bytes().await.map_err(unreachable)?;
+            return Err(refused(code, &bytes, server));
+        }
+        Ok(resp)
     }
 
     /// Pending reviews (every one with `all`) the caller may see.
@@ -291,6 +315,13 @@ impl Client {
     pub async fn deny(&self, id: &str, reason: &str) -> Result<Review, ClientError> {
         self.call(reqwest::Method::POST, &format!("/{id}/deny"), Some(serde_json::json!({ "reason": reason }))).await
     }
+}
+
+/// A non-200 answer as [`ClientError::Refused`]: the `Status` message, else the start of the body.
+fn refused(code: u16, bytes: &[u8], server: &str) -> ClientError {
+    let message = serde_json::from_slice::<StatusAnswer>(bytes).map(|s| s.message).unwrap_or_else(|_| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+    let message = if message.trim().is_empty() { format!("HTTP {code} from {server}") } else { message.replace(['\n', '\r'], " ") };
+    ClientError::Refused { code, message }
 }
 
 /// `ID  STATE  AGE  REQUESTER  REVIEWERS  REQUEST` rows for `hoop-kube reviews list`.
