@@ -352,6 +352,10 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-agent get secrets        # denied: agents never read secrets");
     println!("  kubectl --context demo-alice delete pod web     # held for approval by sre; meanwhile:");
     println!("  hoop-kube reviews list --context demo-sam; hoop-kube reviews approve ID --context demo-sam");
+    println!("  hoop-kube sessions tail --context demo-sam       # every request, live (sam is an auditor)");
+    println!("  hoop-kube sessions list --context demo-alice     # alice's own records; the exec session's ID, then:");
+    println!("  hoop-kube sessions replay ID --context demo-alice");
+    println!("  tail -f {}/relay/audit.jsonl   # the audit.k8s.io/v1 export", dir.display());
     println!("  hoop-kube policy test --config {} --as agent-bot --agent agent-bot GET /api/v1/namespaces/default/secrets", stack.relay_config.display());
     println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube status --profile demo-alice", dir.join("config").display(), dir.join("state").display());
     println!("The simulator's request log ({}) shows who the cluster saw.", dir.join("sim/requests.jsonl").display());

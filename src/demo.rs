@@ -93,7 +93,8 @@ pub fn demo_users() -> Vec<User> {
 /// The demo's policy: the team may use the cluster; agents never read secrets and never exec;
 /// deletes and privileged pods need approval by `sre`; nobody execs into `kube-system`; and
 /// everyone sees Secret values, env literals, service-account tokens and Secret values in logs
-/// and exec output masked (profile `secrets`).
+/// and exec output masked (profile `secrets`). Every request is recorded; `sre` reads everyone's
+/// records, and the audit export is `relay/audit.jsonl` in the demo directory.
 pub const DEMO_POLICY: &str = r#"policy:
   rules:
     - name: team-may-use-the-cluster
@@ -130,6 +131,10 @@ pub const DEMO_POLICY: &str = r#"policy:
         verbs: [exec, attach]
         namespaces: [kube-system]
       action: deny
+records:
+  auditors: [sre]
+  export:
+    file: audit.jsonl
 mask_profiles:
   secrets:
     secret_data: true

@@ -157,6 +157,19 @@ fn demo_serves_kubectl_through_the_relay() {
     ok(&["--context", "demo-alice", "create", "secret", "generic", "db", "--from-literal=password=hunter2"]);
     let shown = ok(&["--context", "demo-alice", "get", "secret", "db", "-o", "yaml"]);
     assert!(shown.contains("password: aG9vcC1rdWJlOm1hc2tlZA==") && !shown.contains("aHVudGVyMg"), "{shown}");
+    // Every request is recorded: alice lists her own, and the audit export is in the directory.
+    let o = Command::new(BIN).args(["sessions", "list", "--context", "demo-alice", "--kubeconfig"]).arg(&kubeconfig).env("HOME", cache.path()).env_remove("KUBECONFIG").output().unwrap();
+    let listed = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && listed.contains("kubectl exec") && listed.contains("secrets"), "{listed}{}", String::from_utf8_lossy(&o.stderr));
+    let mut exported = String::new();
+    for _ in 0..50 {
+        exported = std::fs::read_to_string(dir.path().join("relay/audit.jsonl")).unwrap_or_default();
+        if exported.contains("\"verb\":\"create\"") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(exported.lines().all(|l| l.contains("\"apiVersion\":\"audit.k8s.io/v1\"")) && exported.contains("\"username\":\"alice\""), "{exported}");
     let log = std::fs::read_to_string(dir.path().join("sim/requests.jsonl")).unwrap();
     assert!(log.contains("\"user\":\"alice\"") && log.contains("\"user\":\"agent-bot\""), "the cluster saw both demo users");
     let _ = child.kill();
