@@ -74,7 +74,7 @@ async fn secrets_never_reach_a_masked_user_with_real_kubectl() {
     let o = admin.run(&as_ctx("as-sam", &["get", "secret", "db", "-o", "jsonpath={.data.password}"])).await;
     assert_eq!(o.stdout, b64(VALUE), "sam (unmasked) sees the value: the secret is really there");
 
-    for minor in ["1.27", "1.30", "1.33"] {
+    for minor in ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"] {
         let k = Kubectl::new(minor, &b);
         // Reads in every output format kubectl has.
         for fmt in ["yaml", "json", "jsonpath={.data.password}", "go-template={{.data.password}}"] {
@@ -149,6 +149,14 @@ async fn secrets_never_reach_a_masked_user_with_real_kubectl() {
     let o = admin.run(&["--context", "as-alice", "delete", "--raw", "/api/v1/namespaces/trash/secrets"]).await;
     ok("deletecollection", &o);
     assert!(o.stdout.contains("gone"), "the deleted items came back, masked: {o:?}");
+
+    // The records count what was masked, watches included.
+    let alice_raw = common::Raw::new(b.kubeconfig(), "as-alice");
+    let (code, _, body) = alice_raw.get("/hoop-kube/v1/records?resource=secrets&limit=1000", &[]).await;
+    assert_eq!(code, 200);
+    let recs: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let masked = |verb: &str| recs["items"].as_array().unwrap().iter().filter(|r| r["verb"] == verb).map(|r| r["masked"].as_u64().unwrap_or(0)).max().unwrap_or(0);
+    assert!(masked("get") >= 1 && masked("list") >= 1 && masked("watch") >= 1, "masked counts in the records: get {} list {} watch {}", masked("get"), masked("list"), masked("watch"));
 
     // The upstream was asked for JSON only, uncompressed, for every masked request.
     let log = b.requests();

@@ -16,13 +16,14 @@
 //!   namespace's Secret values replaced when the profile masks logs ([`super::secret_values`]).
 //!   Non-resource requests (discovery, OpenAPI, `/version`) carry no objects and pass.
 //! - Every masked non-stream response says how many values were masked in the
-//!   `X-Hoop-Kube-Masked` header; streams log the count when they end.
+//!   `X-Hoop-Kube-Masked` header; every count, streams' included, goes into the record.
 //!
 //! What it trusts: the policy's decision and the compiled profiles. It fails closed: any error
 //! while masking ends the response (a 502 before the first byte; an `ERROR` watch event or a cut
 //! stream after it), and never lets the unmasked bytes through.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -122,7 +123,7 @@ fn bad_gateway(message: impl Into<String>) -> Status {
 
 /// Mask one upstream response for `profile`. `namespace_secrets` builds the log replacer when
 /// the response is `pods/log` output and the profile masks logs.
-pub async fn response(masking: &Masking, upstream: &super::upstream::Upstream, profile: Arc<MaskProfile>, info: &RequestInfo, resp: Response<Body>) -> Result<Response<Body>, Status> {
+pub async fn response(masking: &Masking, upstream: &super::upstream::Upstream, profile: Arc<MaskProfile>, info: &RequestInfo, resp: Response<Body>, counters: Arc<super::records::Counters>) -> Result<Response<Body>, Status> {
     if !info.is_resource_request || resp.status() == http::StatusCode::SWITCHING_PROTOCOLS {
         return Ok(resp);
     }
@@ -139,7 +140,7 @@ pub async fn response(masking: &Masking, upstream: &super::upstream::Upstream, p
     match essence.as_str() {
         "application/json" if info.verb == "watch" && profile.masks_objects() => {
             parts.headers.remove(header::CONTENT_LENGTH);
-            Ok(Response::from_parts(parts, watch_body(profile, body)))
+            Ok(Response::from_parts(parts, watch_body(profile, body, counters)))
         }
         "application/json" if profile.masks_objects() => {
             let bytes = match collect(body, MAX_MASKED_BODY).await {
@@ -158,12 +159,13 @@ pub async fn response(masking: &Masking, upstream: &super::upstream::Upstream, p
             let (masked, count) = crate::mask::mask_body(&profile, &bytes).map_err(|e| bad_gateway(format!("hoop-kube could not mask the API server's response ({e}); it was not delivered")))?;
             parts.headers.remove(header::CONTENT_LENGTH);
             parts.headers.insert(MASKED_HEADER, HeaderValue::from(count));
+            counters.masked.fetch_add(count as u64, Ordering::Relaxed);
             Ok(Response::from_parts(parts, respond::full(masked)))
         }
         _ if logs && profile.masks_logs() => {
             let replacer = masking.secrets.replacer(upstream, &info.namespace).await?;
             parts.headers.remove(header::CONTENT_LENGTH);
-            Ok(Response::from_parts(parts, text_body(TextStream::new(replacer), body)))
+            Ok(Response::from_parts(parts, text_body(TextStream::new(replacer), body, counters)))
         }
         _ if logs || !profile.masks_objects() => Ok(Response::from_parts(parts, body)),
         // Anything else on a resource request (protobuf, YAML, CBOR, proxied content) cannot be
@@ -197,7 +199,7 @@ async fn collect(mut body: Body, max: usize) -> Result<Bytes, Option<String>> {
 
 /// A watch stream, masked event by event. An error mid-stream ends it with a watch `ERROR` event
 /// carrying a 502 `Status`, so kubectl reports it instead of waiting.
-fn watch_body(profile: Arc<MaskProfile>, mut body: Body) -> Body {
+fn watch_body(profile: Arc<MaskProfile>, mut body: Body, counters: Arc<super::records::Counters>) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let mut masker = WatchMasker::new(profile);
@@ -213,6 +215,7 @@ fn watch_body(profile: Arc<MaskProfile>, mut body: Body) -> Body {
                     let Ok(data) = frame.into_data() else { continue };
                     out.clear();
                     if let Err(e) = masker.feed(&data, &mut out) {
+                        counters.masked.fetch_add(masker.masked(), Ordering::Relaxed);
                         let _ = tx.send(fail(e.to_string())).await;
                         return;
                     }
@@ -230,13 +233,14 @@ fn watch_body(profile: Arc<MaskProfile>, mut body: Body) -> Body {
         if let Err(e) = masker.finish() {
             let _ = tx.send(fail(e.to_string())).await;
         }
+        counters.masked.fetch_add(masker.masked(), Ordering::Relaxed);
         tracing::debug!(events = masker.events(), masked = masker.masked(), "masked watch ended");
     });
     respond::channel_body(rx)
 }
 
 /// Log output with Secret values replaced, chunk by chunk.
-fn text_body(mut stream: TextStream, mut body: Body) -> Body {
+fn text_body(mut stream: TextStream, mut body: Body, counters: Arc<super::records::Counters>) -> Body {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     tokio::spawn(async move {
         let mut out = Vec::new();
@@ -245,6 +249,7 @@ fn text_body(mut stream: TextStream, mut body: Body) -> Body {
             out.clear();
             stream.feed(&data, &mut out);
             if !out.is_empty() && tx.send(Bytes::copy_from_slice(&out)).await.is_err() {
+                counters.masked.fetch_add(stream.replaced(), Ordering::Relaxed);
                 return;
             }
         }
@@ -253,6 +258,7 @@ fn text_body(mut stream: TextStream, mut body: Body) -> Body {
         if !out.is_empty() {
             let _ = tx.send(Bytes::from(out)).await;
         }
+        counters.masked.fetch_add(stream.replaced(), Ordering::Relaxed);
         tracing::debug!(masked = stream.replaced(), "masked log stream ended");
     });
     respond::channel_body(rx)
@@ -287,7 +293,7 @@ mod tests {
 
     async fn run(i: &RequestInfo, r: Response<Body>) -> Result<(HeaderMap, Vec<u8>), Status> {
         let masking = Masking::new(MaskProfiles::default());
-        let r = response(&masking, &upstream(), profile(), i, r).await?;
+        let r = response(&masking, &upstream(), profile(), i, r, Default::default()).await?;
         let (p, b) = r.into_parts();
         Ok((p.headers, b.collect().await.unwrap().to_bytes().to_vec()))
     }

@@ -154,15 +154,12 @@ async fn recorded(state: &Arc<RelayState>, who: authn::Authenticated, info: Requ
     }
     let counters = Arc::new(super::records::Counters::default());
     let completer = |code| super::records::Completer::new(records.store.clone(), id.clone(), t0, code, counters.clone());
-    match forward(state, &who, &info, req, mask, session_id, &id, &completer).await {
+    match forward(state, &who, &info, req, mask, session_id, &id, &completer, counters.clone()).await {
         Ok(mut resp) => {
             super::records::tag(resp.headers_mut(), &id);
             let code = resp.status().as_u16();
             if code == 101 {
                 return resp; // the session completes the record
-            }
-            if let Some(m) = resp.headers().get(super::mask::MASKED_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
-                counters.masked.store(m, std::sync::atomic::Ordering::Relaxed);
             }
             let is_long = info.verb == "watch" || matches!(info.subresource.as_str(), "log" | "proxy");
             if is_long {
@@ -207,6 +204,7 @@ async fn forward(
     session_id: Option<String>,
     record_id: &str,
     completer: &(dyn Fn(u16) -> super::records::Completer + Send + Sync),
+    counters: Arc<super::records::Counters>,
 ) -> Result<Response<respond::Body>, Status> {
     let limits = &state.limits;
     let upgrade = match (crate::record::exec::SessionKind::parse(&info.subresource), session_id) {
@@ -252,7 +250,7 @@ async fn forward(
         PassError::Hop(e) => Status::unavailable(format!("the Kubernetes API server at {} is unreachable: {e}", upstream.hop.authority())),
     })?;
     match mask {
-        Some(profile) => super::mask::response(&state.masking, upstream, profile, info, resp).await,
+        Some(profile) => super::mask::response(&state.masking, upstream, profile, info, resp, counters).await,
         None => Ok(resp),
     }
 }
