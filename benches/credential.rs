@@ -121,9 +121,14 @@ fn main() {
             run(c);
         }
     }
-    for _ in 0..runs {
-        for (i, (_, c)) in subjects.iter_mut().enumerate() {
-            times[i].push(run(c));
+    // Each round starts with the next subject, so every subject runs equally often in every
+    // position: the process that follows the peer (a large Go binary) starts measurably slower,
+    // and a fixed order would charge that to whoever comes first.
+    let n = subjects.len();
+    for round in 0..runs {
+        for k in 0..n {
+            let i = (round + k) % n;
+            times[i].push(run(&mut subjects[i].1));
         }
     }
     println!("measuring {} ({})\n", exe(), linkage(Path::new(&exe())));
