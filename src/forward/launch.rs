@@ -87,14 +87,16 @@ pub fn hold_running_lock(lock_dir: &Path, profile: &str) -> Result<RunningLock, 
 /// Whether a forwarder of `profile` runs and listens on `addr` (see the module documentation).
 pub fn running(lock_dir: &Path, profile: &str, addr: SocketAddr) -> bool {
     let path = running_lock_path(lock_dir, profile);
-    let Ok(file) = std::fs::File::open(&path) else {
+    let Ok(mut file) = std::fs::File::open(&path) else {
         return false;
     };
     match file.try_lock_shared() {
         Err(std::fs::TryLockError::WouldBlock) => {}
         _ => return false, // nobody holds it (we just got it; dropping releases it) or it is unusable
     }
-    std::fs::read_to_string(&path).is_ok_and(|s| s.trim_end().ends_with(&format!(" listen {addr}")))
+    // Read through the descriptor already open (this runs on every kubectl call).
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut file, &mut s).is_ok_and(|_| s.trim_end().ends_with(&format!(" listen {addr}")))
 }
 
 /// Whether something accepts connections on `addr`.
