@@ -7,7 +7,7 @@
 //! cargo bench --bench credential            # 300 runs of each (HOOP_KUBE_BENCH_RUNS to change)
 //! HOOP_KUBE_BENCH_DIAG=1 cargo bench --bench credential   # plus rows that show where time goes
 //! HOOP_KUBE_BENCH_EXE=/usr/bin/hoop-kube cargo bench --bench credential   # measure another build
-//! scripts/build-release && HOOP_KUBE_BENCH_EXE=target/x86_64-unknown-linux-gnu/release/hoop-kube \
+//! scripts/build-release && HOOP_KUBE_BENCH_EXE=target/x86_64-unknown-linux-gnu/dist/hoop-kube \
 //!     cargo bench --bench credential        # the shipped static-pie build (README's table)
 //! ```
 //!

@@ -7,7 +7,7 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 prefix=${1:-/usr/local}
 triple=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
-bin="$here/target/$triple/release/hoop-kube"
+bin="$here/target/$triple/dist/hoop-kube"
 [ -n "$triple" ] && [ -x "$bin" ] || bin="$here/target/release/hoop-kube"
 if [ ! -x "$bin" ]; then
   echo "install.sh: no built hoop-kube found; run 'scripts/build-release' (or 'cargo build --release') first" >&2
