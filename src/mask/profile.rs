@@ -413,7 +413,7 @@ impl MaskProfiles {
     pub fn compile(cfg: &MaskProfilesConfig) -> Result<MaskProfiles, ProfileError> {
         let mut out = BTreeMap::new();
         for (name, p) in cfg {
-            if let Some(m) = name_error(name) {
+            if let Some(m) = crate::policy::rule::name_error(name) {
                 return Err(ProfileError {
                     profile: name.clone(),
                     field: String::new(),
@@ -482,26 +482,6 @@ impl MaskProfiles {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
-}
-
-fn name_error(name: &str) -> Option<&'static str> {
-    let b = name.as_bytes();
-    if b.is_empty() {
-        return Some("is empty");
-    }
-    if b.len() > 63 {
-        return Some("is longer than 63 characters");
-    }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    {
-        return Some("may contain only a-z, 0-9 and '-'");
-    }
-    if b.first() == Some(&b'-') || b.last() == Some(&b'-') {
-        return Some("must start and end with a letter or digit");
-    }
-    None
 }
 
 fn kind_error(kind: &str) -> Option<&'static str> {

@@ -112,8 +112,9 @@ pub(crate) struct Rule {
     pub message: Option<String>,
 }
 
-/// Whether `name` is a valid rule name: `[a-z0-9-]`, 1–63 characters, alphanumeric at both ends.
-fn name_error(name: &str) -> Option<&'static str> {
+/// Why `name` is not a valid rule or mask profile name (`[a-z0-9-]`, 1–63 characters,
+/// alphanumeric at both ends), or `None`.
+pub(crate) fn name_error(name: &str) -> Option<&'static str> {
     let b = name.as_bytes();
     if b.is_empty() {
         return Some("is empty");
