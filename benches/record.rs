@@ -20,7 +20,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use hoop_kube::kube::request_info;
 use hoop_kube::kube::wire::spdy::{Encoder, Frame, Headers};
 use hoop_kube::kube::wire::websocket::StreamProtocol;
-use hoop_kube::record::exec::ws_frame::{encode_frame, OP_BINARY};
+use hoop_kube::kube::wire::ws_frame::{encode_frame, OP_BINARY};
 use hoop_kube::record::exec::{Direction, Recorder, RecorderConfig, SessionKind, Transport};
 use hoop_kube::record::store::{Durability, Store, StoreConfig};
 use hoop_kube::record::{Decision, Record};

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hoop_kube::kube::wire::websocket::StreamProtocol;
-use hoop_kube::record::exec::ws_frame::Limits;
+use hoop_kube::kube::wire::ws_frame::Limits;
 use hoop_kube::record::exec::{
     Direction, EventKind, ExecError, Recorder, RecorderConfig, SessionEvent, SessionKind, Transport,
 };

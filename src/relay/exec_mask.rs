@@ -3,7 +3,7 @@
 //!
 //! After the `101`, exec is a WebSocket carrying `channel.k8s.io` messages (k8s-wire.md §2).
 //! The client→server half (stdin, resize) is copied untouched. The server→client half is cut
-//! into frames ([`crate::record::exec::ws_frame`]), reassembled into messages, and the payload
+//! into frames ([`crate::kube::wire::ws_frame`]), reassembled into messages, and the payload
 //! of stdout and stderr messages runs through one [`TextStream`] per channel, so a value split
 //! across messages is still found; every other message (the status channel, v5 `CLOSE`, ping,
 //! pong, close) is re-sent as it came, after the output streams are flushed so ordering holds.
@@ -25,7 +25,7 @@ use http::HeaderMap;
 use crate::kube::status::Status;
 use crate::kube::wire::websocket::{self as channel, StreamProtocol};
 use crate::mask::{Replacer, TextStream};
-use crate::record::exec::ws_frame::{encode_frame, Assembler, Frame, FrameDecoder, Limits, Message, Sender};
+use crate::kube::wire::ws_frame::{encode_frame, Assembler, Frame, FrameDecoder, Limits, Message, Sender};
 
 /// Refuse, before anything goes upstream, an exec/attach whose output this module could not
 /// rewrite: anything but a WebSocket upgrade.
@@ -43,7 +43,7 @@ pub fn check_upgrade(headers: &HeaderMap) -> Result<(), Status> {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("WebSocket framing: {0}")]
-    Frame(#[from] crate::record::exec::ws_frame::WsError),
+    Frame(#[from] crate::kube::wire::ws_frame::WsError),
     #[error("channel message: {0}")]
     Channel(#[from] channel::ChannelError),
 }

@@ -2,7 +2,7 @@
 //! v4.base64 text) for exec/attach, and the `SPDY/3.1+portforward.k8s.io` tunnel for
 //! port-forward.
 //!
-//! Why it exists: it joins the frame layer ([`super::ws_frame`]) to the channel codec the crate
+//! Why it exists: it joins the frame layer ([`crate::kube::wire::ws_frame`]) to the channel codec the crate
 //! already has ([`crate::kube::wire::websocket`]: channel numbers, `decode`, `decode_text`,
 //! [`ResizeStream`]) and to the status parser ([`super::status`]).
 //!
@@ -18,7 +18,7 @@
 
 use super::spdy::SpdySession;
 use super::status::StatusBuffer;
-use super::ws_frame::{Assembler, Frame, FrameDecoder, Limits, Message, Sender};
+use crate::kube::wire::ws_frame::{Assembler, Frame, FrameDecoder, Limits, Message, Sender};
 use super::{Direction, EventKind, ExecError, SessionKind};
 use crate::kube::wire::websocket::{self as ch, ResizeStream, StreamProtocol};
 

@@ -6,7 +6,8 @@
 //! each direction's bytes into one [`Recorder`], in arbitrary chunks, and gets typed
 //! [`SessionEvent`]s (what, when) and a [`SessionSummary`] out.
 //!
-//! Layout, one job per file: [`ws_frame`] (RFC 6455 frames and message reassembly),
+//! Layout, one job per file: [`ws_frame`] (RFC 6455 frames and message reassembly, in
+//! `kube::wire`),
 //! [`channel`] (WebSocket `channel.k8s.io` messages → events), [`spdy`] (SPDY streams → events,
 //! with the shared stream table both directions need), [`status`] (the error channel's `Status`
 //! → exit code), [`recorder`] (aggregation, stdin policy, memory bounds, the summary).
@@ -22,11 +23,12 @@
 //! the server's output), so feed each chunk before writing it on, through one owner, in the
 //! order it was read. Then no server byte can precede the client frame that made it possible.
 
+use crate::kube::wire::ws_frame;
+
 pub mod channel;
 pub mod recorder;
 pub mod spdy;
 pub mod status;
-pub mod ws_frame;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};

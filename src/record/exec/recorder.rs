@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::WsSession;
 use super::spdy::SpdySession;
-use super::ws_frame::Limits;
+use crate::kube::wire::ws_frame::Limits;
 use super::{Direction, EventKind, ExecError, SessionEvent, SessionKind, Transport};
 
 /// Largest single coalesced data event.

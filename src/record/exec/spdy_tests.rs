@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use super::tests::{exact, input, kinds, out, run, KEY};
-use super::ws_frame::{encode_frame, OP_BINARY, OP_TEXT};
+use crate::kube::wire::ws_frame::{encode_frame, OP_BINARY, OP_TEXT};
 use super::*;
 use crate::kube::wire::spdy::{Encoder, Frame as Spdy, Headers};
 use crate::kube::wire::websocket::StreamProtocol;

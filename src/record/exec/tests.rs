@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::ws_frame::{encode_frame, OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT};
+use crate::kube::wire::ws_frame::{encode_frame, OP_BINARY, OP_CLOSE, OP_PING, OP_TEXT};
 use super::*;
 use crate::kube::wire::websocket::{encode_text, StreamProtocol};
 
