@@ -174,6 +174,13 @@ pub struct Identity {
     pub claims: Value,
 }
 
+impl Identity {
+    /// The agent acting for the subject: the RFC 8693 `act.sub` claim, if any.
+    pub fn agent(&self) -> Option<&str> {
+        self.claims.get("act").and_then(|a| a.get("sub")).and_then(Value::as_str)
+    }
+}
+
 /// Why a token (or the issuer) was refused. `Display` is safe to show a client.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -106,7 +106,7 @@ fn new_record(who: &authn::Authenticated, info: &RequestInfo, serial: Option<Str
     rec.subject = id.subject.clone();
     rec.username = id.username.clone();
     rec.groups = id.groups.clone();
-    rec.agent = id.claims.get("act").and_then(|a| a.get("sub")).and_then(serde_json::Value::as_str).map(str::to_string);
+    rec.agent = id.agent().map(str::to_string);
     rec.client_cert_serial = serial;
     rec.user_agent = header("user-agent");
     rec.kubectl_command = header("kubectl-command");
@@ -276,7 +276,7 @@ async fn decide(
     verdict: &mut Verdict,
 ) -> Result<(Request<Either>, Option<Arc<MaskProfile>>), Status> {
     let id = who.identity();
-    let agent = id.claims.get("act").and_then(|a| a.get("sub")).and_then(serde_json::Value::as_str);
+    let agent = id.agent();
     let user = policy::User { subject: &id.subject, username: &id.username, groups: &id.groups, agent, claims: &id.claims };
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
