@@ -16,6 +16,9 @@ _hoop__kube() {
             ",$1")
                 cmd="hoop__kube"
                 ;;
+            hoop__kube,agents)
+                cmd="hoop__kube__subcmd__agents"
+                ;;
             hoop__kube,completions)
                 cmd="hoop__kube__subcmd__completions"
                 ;;
@@ -49,6 +52,9 @@ _hoop__kube() {
             hoop__kube,reviews)
                 cmd="hoop__kube__subcmd__reviews"
                 ;;
+            hoop__kube,run)
+                cmd="hoop__kube__subcmd__run"
+                ;;
             hoop__kube,sessions)
                 cmd="hoop__kube__subcmd__sessions"
                 ;;
@@ -57,6 +63,39 @@ _hoop__kube() {
                 ;;
             hoop__kube,status)
                 cmd="hoop__kube__subcmd__status"
+                ;;
+            hoop__kube__subcmd__agents,help)
+                cmd="hoop__kube__subcmd__agents__subcmd__help"
+                ;;
+            hoop__kube__subcmd__agents,list)
+                cmd="hoop__kube__subcmd__agents__subcmd__list"
+                ;;
+            hoop__kube__subcmd__agents,mint)
+                cmd="hoop__kube__subcmd__agents__subcmd__mint"
+                ;;
+            hoop__kube__subcmd__agents,revoke)
+                cmd="hoop__kube__subcmd__agents__subcmd__revoke"
+                ;;
+            hoop__kube__subcmd__agents,stop)
+                cmd="hoop__kube__subcmd__agents__subcmd__stop"
+                ;;
+            hoop__kube__subcmd__agents__subcmd__help,help)
+                cmd="hoop__kube__subcmd__agents__subcmd__help__subcmd__help"
+                ;;
+            hoop__kube__subcmd__agents__subcmd__help,list)
+                cmd="hoop__kube__subcmd__agents__subcmd__help__subcmd__list"
+                ;;
+            hoop__kube__subcmd__agents__subcmd__help,mint)
+                cmd="hoop__kube__subcmd__agents__subcmd__help__subcmd__mint"
+                ;;
+            hoop__kube__subcmd__agents__subcmd__help,revoke)
+                cmd="hoop__kube__subcmd__agents__subcmd__help__subcmd__revoke"
+                ;;
+            hoop__kube__subcmd__agents__subcmd__help,stop)
+                cmd="hoop__kube__subcmd__agents__subcmd__help__subcmd__stop"
+                ;;
+            hoop__kube__subcmd__help,agents)
+                cmd="hoop__kube__subcmd__help__subcmd__agents"
                 ;;
             hoop__kube__subcmd__help,completions)
                 cmd="hoop__kube__subcmd__help__subcmd__completions"
@@ -91,6 +130,9 @@ _hoop__kube() {
             hoop__kube__subcmd__help,reviews)
                 cmd="hoop__kube__subcmd__help__subcmd__reviews"
                 ;;
+            hoop__kube__subcmd__help,run)
+                cmd="hoop__kube__subcmd__help__subcmd__run"
+                ;;
             hoop__kube__subcmd__help,sessions)
                 cmd="hoop__kube__subcmd__help__subcmd__sessions"
                 ;;
@@ -99,6 +141,18 @@ _hoop__kube() {
                 ;;
             hoop__kube__subcmd__help,status)
                 cmd="hoop__kube__subcmd__help__subcmd__status"
+                ;;
+            hoop__kube__subcmd__help__subcmd__agents,list)
+                cmd="hoop__kube__subcmd__help__subcmd__agents__subcmd__list"
+                ;;
+            hoop__kube__subcmd__help__subcmd__agents,mint)
+                cmd="hoop__kube__subcmd__help__subcmd__agents__subcmd__mint"
+                ;;
+            hoop__kube__subcmd__help__subcmd__agents,revoke)
+                cmd="hoop__kube__subcmd__help__subcmd__agents__subcmd__revoke"
+                ;;
+            hoop__kube__subcmd__help__subcmd__agents,stop)
+                cmd="hoop__kube__subcmd__help__subcmd__agents__subcmd__stop"
                 ;;
             hoop__kube__subcmd__help__subcmd__policy,test)
                 cmd="hoop__kube__subcmd__help__subcmd__policy__subcmd__test"
@@ -266,12 +320,218 @@ _hoop__kube() {
 
     case "${cmd}" in
         hoop__kube)
-            opts="-h -V --help --version login logout status kubeconfig credential sim demo relay forward reviews sessions policy completions help"
+            opts="-h -V --help --version login logout status kubeconfig credential run agents sim demo relay forward reviews sessions policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents)
+            opts="-h -V --help --version mint list revoke stop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help)
+            opts="mint list revoke stop help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help__subcmd__mint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__help__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__list)
+            opts="-o -h -V --all --agent --output --profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__mint)
+            opts="-n -h -V --agent --out --ttl --profile --namespace --force --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__revoke)
+            opts="-h -V --profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__agents__subcmd__stop)
+            opts="-h -V --engineer --profile --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --engineer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -376,8 +636,78 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__help)
-            opts="login logout status kubeconfig credential sim demo relay forward reviews sessions policy completions help"
+            opts="login logout status kubeconfig credential run agents sim demo relay forward reviews sessions policy completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__agents)
+            opts="mint list revoke stop"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__agents__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__agents__subcmd__mint)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__agents__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__agents__subcmd__stop)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -658,6 +988,20 @@ _hoop__kube() {
         hoop__subcmd__kube__subcmd__help__subcmd__reviews__subcmd__wait)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1401,6 +1745,40 @@ _hoop__kube() {
                     return 0
                     ;;
                 --context)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hoop__subcmd__kube__subcmd__run)
+            opts="-n -q -h -V --agent --ttl --profile --namespace --quiet --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

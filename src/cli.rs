@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
+#[path = "cli/agents.rs"]
+mod agents;
 #[path = "cli/login.rs"]
 mod login;
 #[path = "cli/reviews.rs"]
@@ -61,6 +63,31 @@ pub enum Command {
     /// one line naming `hoop-kube login` if kubectl is not interactive, and runs the device flow
     /// on stderr if it is. Starts the profile's forwarder when it is not running.
     Credential(login::CredentialArgs),
+    /// Run a command as an AI agent, with a credential of its own that ends when the command does.
+    ///
+    /// The relay mints an agent session for you: a client certificate and a token that name you
+    /// as the engineer and NAME as the agent, valid for at most --ttl and never beyond your own
+    /// certificate. COMMAND runs with KUBECONFIG pointing at a private kubeconfig (in a new 0700
+    /// directory under $XDG_RUNTIME_DIR, else the temporary directory) that holds only that
+    /// credential and talks straight to the relay, and with HOOP_KUBE_AGENT_SESSION set to the
+    /// session id; the rest of the environment is yours. The relay applies your policy narrowed
+    /// by its agent rules and limits, and its records name both of you. SIGINT, SIGTERM and
+    /// SIGHUP are passed on to COMMAND. When it exits, the session is revoked (every copy of the
+    /// kubeconfig stops working) and the directory deleted; the exit status is COMMAND's (128+N
+    /// when signal N ended it). Example: `hoop-kube run --agent claude-code --ttl 2h -- claude`.
+    ///
+    /// What this guards against: a careless agent running as your own OS user. It never gets
+    /// your ID token, refresh token or client key, and `hoop-kube credential`, `login`, `run` and
+    /// `agents mint` refuse to run inside its session. It does not stop a hostile agent: one
+    /// running as your user can still read your keyring and your files, or unset the variable.
+    /// Run such an agent in a container or under another OS user, and give it only the
+    /// kubeconfig of `hoop-kube agents mint`.
+    Run(agents::RunArgs),
+    /// Mint, list, revoke or stop AI agent sessions (see `hoop-kube run --help`).
+    ///
+    /// Uses your profile's credentials (--profile) directly with the relay's agents API: you
+    /// manage your own agents' sessions; relay admins see and stop everyone's.
+    Agents(agents::AgentsArgs),
     /// Run the bundled Kubernetes API simulator (the test bed; no cluster needed).
     ///
     /// Serves TLS on --listen with HTTP/2 and HTTP/1.1, and writes into --state-dir:
@@ -73,8 +100,9 @@ pub enum Command {
     /// Generates the relay's PKI and a built-in OIDC issuer into --dir, logs the demo identities
     /// in through the real path (`hoop-kube login`: device flow approved by the built-in issuer,
     /// enrollment with the relay; file token store under DIR/state), and writes DIR/kubeconfig
-    /// with the contexts demo-alice (alice, group dev) and demo-agent (agent-bot, acting for
-    /// alice), whose users run the `hoop-kube credential` plugin. Runs until interrupted.
+    /// with the contexts demo-alice (alice, group dev) and demo-sam (sam, sre), whose users run
+    /// the `hoop-kube credential` plugin, and demo-agent: the agent demo-bot, whose credential the
+    /// relay minted for alice (as `hoop-kube agents mint` does). Runs until interrupted.
     Demo(DemoArgs),
     /// Run the relay: the only holder of the cluster credential.
     ///
@@ -277,7 +305,7 @@ impl Cli {
     /// Whether the command finishes quickly and serves nothing (a single-threaded runtime is
     /// enough, and cheaper to start: `credential` runs on every kubectl call).
     pub fn short_lived(&self) -> bool {
-        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Reviews(_) | Command::Sessions(_) | Command::Completions { .. })
+        matches!(self.command, Command::Credential(_) | Command::Status(_) | Command::Logout(_) | Command::Kubeconfig(_) | Command::Login(_) | Command::Reviews(_) | Command::Sessions(_) | Command::Agents(_) | Command::Completions { .. })
     }
 }
 
@@ -296,6 +324,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => login::run_status(a).await,
         Command::Kubeconfig(a) => login::run_kubeconfig(a).await,
         Command::Credential(a) => login::run_credential(a).await,
+        Command::Run(a) => agents::run_agent(a).await,
+        Command::Agents(a) => agents::run(a).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "hoop-kube", &mut std::io::stdout());
             Ok(())
@@ -337,7 +367,7 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     if let Some(dev) = &stack.dev_issuer {
         println!("  issuer     {}   (built-in; approve logins at {}/device)", dev.issuer(), dev.issuer());
     }
-    println!("  kubeconfig {kc}   (contexts demo-alice, demo-agent and demo-sam run `hoop-kube credential`)");
+    println!("  kubeconfig {kc}   (demo-alice and demo-sam run `hoop-kube credential`; demo-agent is the agent demo-bot, minted for alice)");
     println!();
     println!("Try:");
     println!("  export KUBECONFIG={kc}");
@@ -350,13 +380,14 @@ async fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     println!("  kubectl --context demo-alice create secret generic db --from-literal=password=hunter2");
     println!("  kubectl --context demo-alice get secret db -o yaml    # data.password is masked (hoop-kube:masked)");
     println!("  kubectl --context demo-agent get secrets        # denied: agents never read secrets");
+    println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube run --agent bot --profile demo-alice -- kubectl get pods", dir.join("config").display(), dir.join("state").display());
     println!("  kubectl --context demo-alice delete pod web     # held for approval by sre; meanwhile:");
     println!("  hoop-kube reviews list --context demo-sam; hoop-kube reviews approve ID --context demo-sam");
     println!("  hoop-kube sessions tail --context demo-sam       # every request, live (sam is an auditor)");
     println!("  hoop-kube sessions list --context demo-alice     # alice's own records; the exec session's ID, then:");
     println!("  hoop-kube sessions replay ID --context demo-alice");
     println!("  tail -f {}/relay/audit.jsonl   # the audit.k8s.io/v1 export", dir.display());
-    println!("  hoop-kube policy test --config {} --as agent-bot --agent agent-bot GET /api/v1/namespaces/default/secrets", stack.relay_config.display());
+    println!("  hoop-kube policy test --config {} --as alice --group dev --agent demo-bot GET /api/v1/namespaces/default/secrets", stack.relay_config.display());
     println!("  HOOP_KUBE_CONFIG_DIR={} XDG_STATE_HOME={} hoop-kube status --profile demo-alice", dir.join("config").display(), dir.join("state").display());
     println!("The simulator's request log ({}) shows who the cluster saw.", dir.join("sim/requests.jsonl").display());
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;

@@ -3,7 +3,8 @@
 //! Starts the bundled Kubernetes API simulator, a relay in dev mode (PKI generated into the demo
 //! directory, a built-in OIDC issuer, a `relay.yaml` written and loaded like any other), and one
 //! local forwarder per demo identity, then writes a kubeconfig with the contexts `demo-alice`
-//! (alice, group `dev`) and `demo-agent` (`agent-bot`, acting for alice). The same stack, with
+//! (alice, group `dev`), `demo-sam` (sam, `sre`) and `demo-agent` (the agent `demo-bot`, whose
+//! credential the relay minted for alice). The same stack, with
 //! an external issuer instead of the built-in one, is what the end-to-end tests run.
 
 use std::collections::BTreeMap;
@@ -42,14 +43,21 @@ pub enum DemoError {
     Write { path: String, source: std::io::Error },
     #[error("dev OIDC issuer: {0}")]
     Issuer(std::io::Error),
+    #[error("agent credential: {0}")]
+    Agent(String),
 }
 
-/// One identity of the demo.
+/// One identity of the demo: an engineer, or an agent acting for one.
 pub struct User {
+    /// The OIDC subject; for an agent, its engineer's.
     pub subject: String,
     pub groups: Vec<String>,
     /// The kubeconfig context name.
     pub context: String,
+    /// For an agent context: the agent's name. Its credential is minted at the relay for
+    /// `subject` through the agents API, and its context talks to the relay directly, exactly
+    /// as `hoop-kube agents mint` writes it.
+    pub agent: Option<String>,
 }
 
 /// Where the stack's tokens come from.
@@ -84,9 +92,9 @@ fn write(path: &Path, text: &str, private: bool) -> Result<(), DemoError> {
 /// The demo identities.
 pub fn demo_users() -> Vec<User> {
     vec![
-        User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into() },
-        User { subject: "agent-bot".into(), groups: vec!["dev".into()], context: "demo-agent".into() },
-        User { subject: "sam".into(), groups: vec!["sre".into()], context: "demo-sam".into() },
+        User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into(), agent: None },
+        User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-agent".into(), agent: Some("demo-bot".into()) },
+        User { subject: "sam".into(), groups: vec!["sre".into()], context: "demo-sam".into(), agent: None },
     ]
 }
 
@@ -143,6 +151,9 @@ mask_profiles:
     logs: true
 "#;
 
+/// The stack's `agents:` section: sessions up to 8 hours, `sre` may stop anyone's agents.
+pub const DEMO_AGENTS: &str = "agents:\n  signing_key: agent-signing.key\n  admins: [sre]\n";
+
 /// Start the stack in `dir` for `users`.
 pub async fn start(dir: &Path, users: &[User], issuer: Issuer, sim_listen: SocketAddr) -> Result<Stack, DemoError> {
     start_with(dir, users, issuer, sim_listen, None).await
@@ -168,8 +179,7 @@ pub async fn start_with(dir: &Path, users: &[User], issuer: Issuer, sim_listen: 
             let mut tokens = BTreeMap::new();
             for u in users {
                 let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
-                let extra = if u.subject == "agent-bot" { json!({"act": {"sub": "alice"}}) } else { json!({}) };
-                tokens.insert(u.subject.clone(), dev.mint(&u.subject, &groups, AUDIENCE, Duration::from_secs(12 * 3600), extra));
+                tokens.insert(u.subject.clone(), dev.mint(&u.subject, &groups, AUDIENCE, Duration::from_secs(12 * 3600), json!({})));
             }
             let url = dev.issuer().to_string();
             (Some(dev), url, tokens)
@@ -184,6 +194,10 @@ pub async fn start_with(dir: &Path, users: &[User], issuer: Issuer, sim_listen: 
         sim_ca = dir.join("sim/ca.crt").display(),
         token = dir.join("sim/relay.token").display(),
     ) + policy.unwrap_or("");
+    // Agent sessions are always on in the stack (unless the policy text brings its own
+    // `agents:` section): the relay signs agent tokens with this key.
+    let relay_yaml = if relay_yaml.lines().any(|l| l.starts_with("agents:")) { relay_yaml } else { format!("{relay_yaml}\n{DEMO_AGENTS}") };
+    write(&rdir.join("agent-signing.key"), &crate::agent::token::SigningKey::generate().map_err(|e| DemoError::Agent(e.to_string()))?.to_pem(), true)?;
     let relay_config = rdir.join("relay.yaml");
     write(&relay_config, &relay_yaml, false)?;
     let cfg = RelayConfig::load(&relay_config)?;
@@ -191,7 +205,8 @@ pub async fn start_with(dir: &Path, users: &[User], issuer: Issuer, sim_listen: 
 
     let mut forwarders = BTreeMap::new();
     let (mut clusters, mut kube_users, mut contexts) = (Vec::new(), Vec::new(), Vec::new());
-    for u in users {
+    let mut leaves: BTreeMap<String, pki::Leaf> = BTreeMap::new();
+    for u in users.iter().filter(|u| u.agent.is_none()) {
         let leaf = ca.subject_cert(&u.subject, 12)?;
         write(&dir.join(format!("users/{}.crt", u.subject)), &leaf.cert_pem, false)?;
         write(&dir.join(format!("users/{}.key", u.subject)), &leaf.key_pem, true)?;
@@ -210,6 +225,25 @@ pub async fn start_with(dir: &Path, users: &[User], issuer: Issuer, sim_listen: 
         kube_users.push(json!({"name": name, "user": {"token": token}}));
         contexts.push(json!({"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}));
         forwarders.insert(u.subject.clone(), fwd);
+        leaves.insert(u.subject.clone(), leaf);
+    }
+    // Agents: minted for their engineer through the relay's agents API, as `hoop-kube agents
+    // mint` does; their contexts talk to the relay directly.
+    for u in users {
+        let Some(agent) = &u.agent else { continue };
+        let leaf = match leaves.get(&u.subject) {
+            Some(l) => l.clone(),
+            None => ca.subject_cert(&u.subject, 12)?,
+        };
+        let token = tokens.get(&u.subject).cloned().unwrap_or_default();
+        let api = crate::agent::client::AgentApi::new(&relay.url, forward::RelayTrust::CaPem(ca.cert_pem().to_string()), &leaf.cert_pem, &leaf.key_pem, &token).map_err(|e| DemoError::Agent(e.to_string()))?;
+        let (minted, key) = crate::agent::client::mint_session(&api, agent, Duration::from_secs(8 * 3600), Some(format!("hoop-kube demo ({})", u.context)))
+            .await
+            .map_err(|e| DemoError::Agent(format!("minting agent {agent} for {}: {e}", u.subject)))?;
+        let one = crate::agent::kubeconfig::agent_kubeconfig(&relay.url, ca.cert_pem(), &minted, key.key_pem(), &u.context, Some("default"));
+        for (list, key) in [(&mut clusters, "clusters"), (&mut kube_users, "users"), (&mut contexts, "contexts")] {
+            list.extend(one[key].as_array().cloned().unwrap_or_default());
+        }
     }
     let mut kube = json!({"apiVersion": "v1", "kind": "Config", "clusters": clusters, "users": kube_users, "contexts": contexts, "preferences": {}});
     if let Some(first) = users.first() {
@@ -243,10 +277,9 @@ pub async fn login_users(stack: &Stack, users: &[User], exe: &Path) -> Result<Pa
     let pin = crate::relay_trust::fingerprint_of_pem(&ca).map_err(|e| DemoLoginError::Run { what: "the relay CA".into(), reason: e.to_string() })?;
     let kubeconfig = dir.join("kubeconfig");
     let state = dir.join("state");
-    for u in users {
+    for u in users.iter().filter(|u| u.agent.is_none()) {
         let groups: Vec<&str> = u.groups.iter().map(String::as_str).collect();
-        let extra = if u.subject == "agent-bot" { json!({"act": {"sub": "alice"}}) } else { json!({}) };
-        dev.register_user(&u.subject, &groups, extra);
+        dev.register_user(&u.subject, &groups, json!({}));
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| DemoLoginError::Run { what: "a free port".into(), reason: e.to_string() })?.port();
         let profile = &u.context;
         let run = |args: Vec<String>| {
@@ -285,7 +318,32 @@ pub async fn login_users(stack: &Stack, users: &[User], exe: &Path) -> Result<Pa
             return Err(fail("kubeconfig", String::from_utf8_lossy(&out.stderr).trim().to_string()));
         }
     }
+    add_agent_contexts(stack, users, &kubeconfig).map_err(|reason| DemoLoginError::Run { what: "the agent contexts".into(), reason })?;
     Ok(kubeconfig)
+}
+
+/// Copy the agents' contexts (minted at start, talking to the relay directly) from the stack's
+/// static kubeconfig into the logged-in one.
+fn add_agent_contexts(stack: &Stack, users: &[User], kubeconfig: &Path) -> Result<(), String> {
+    let names: Vec<&str> = users.iter().filter(|u| u.agent.is_some()).map(|u| u.context.as_str()).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    let from = read(&stack.kubeconfig)?;
+    let mut to = read(kubeconfig)?;
+    for key in ["clusters", "users", "contexts"] {
+        let picked: Vec<serde_json::Value> = from[key].as_array().into_iter().flatten().filter(|e| e["name"].as_str().is_some_and(|n| names.contains(&n))).cloned().collect();
+        match to[key].as_array_mut() {
+            Some(list) => list.extend(picked),
+            None => to[key] = serde_json::Value::Array(picked),
+        }
+    }
+    let text = serde_json::to_string_pretty(&to).map_err(|e| e.to_string())?;
+    write(kubeconfig, &text, true).map_err(|e| e.to_string())
 }
 
 /// Log the demo users out (their background forwarders stop).

@@ -19,8 +19,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod agent;
 pub mod demo;
 pub mod forward;
+pub mod jws;
 pub mod kube;
 pub mod login;
 pub mod mask;

@@ -15,6 +15,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
 pub mod csr;
+pub mod subject_uri;
+
+pub use subject_uri::{actor_uri, cert_subject, subject_uri, Actor, CertSubject, SUBJECT_URI_PREFIX};
 pub use csr::{ClientCsr, CsrError};
 
 /// What can go wrong making or loading certificates.
@@ -137,7 +140,7 @@ impl Ca {
     /// SAN (what the relay reads), valid for `hours`.
     pub fn subject_cert(&self, subject: &str, hours: i64) -> Result<Leaf, PkiError> {
         let key = KeyPair::generate()?;
-        let (params, _) = client_params(subject, subject, time::Duration::hours(hours))?;
+        let (params, _) = client_params(subject_uri(subject), subject, time::Duration::hours(hours))?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
@@ -148,10 +151,23 @@ impl Ca {
     /// `lifetime`. Nothing the CSR asked for (subject, SANs, extensions) is used.
     pub fn sign_client_csr(&self, csr: &ClientCsr, subject: &str, common_name: &str, lifetime: std::time::Duration) -> Result<Issued, PkiError> {
         let lifetime = time::Duration::try_from(lifetime).unwrap_or(time::Duration::MAX);
-        let (params, serial) = client_params(subject, common_name, lifetime)?;
+        let (params, serial) = client_params(subject_uri(subject), common_name, lifetime)?;
         let not_after = params.not_after;
         let cert = params.signed_by(csr, &self.issuer)?;
         Ok(Issued { cert_pem: cert.pem(), serial, not_after })
+    }
+
+    /// Like [`Ca::sign_client_csr`], for an agent acting for `subject`: the one URI SAN is
+    /// [`actor_uri`], and the certificate expires exactly at `not_after` (Unix seconds; the
+    /// agent session's end, never later).
+    pub fn sign_agent_csr(&self, csr: &ClientCsr, subject: &str, common_name: &str, actor: &Actor, not_after: i64) -> Result<Issued, PkiError> {
+        let (mut params, serial) = client_params(actor_uri(subject, actor), common_name, time::Duration::ZERO)?;
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).map_err(|_| PkiError::Lifetime)?;
+        if params.not_after <= params.not_before {
+            return Err(PkiError::Lifetime);
+        }
+        let cert = params.signed_by(csr, &self.issuer)?;
+        Ok(Issued { cert_pem: cert.pem(), serial, not_after: params.not_after })
     }
 
     /// Load a CA from its certificate and key PEM. The first certificate in `cert_pem` is the
@@ -194,12 +210,12 @@ impl Ca {
 }
 
 /// The parameters of a client certificate naming `subject`, and its serial (hex).
-fn client_params(subject: &str, common_name: &str, lifetime: time::Duration) -> Result<(CertificateParams, String), PkiError> {
+fn client_params(uri: String, common_name: &str, lifetime: time::Duration) -> Result<(CertificateParams, String), PkiError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
     params.distinguished_name = dn;
-    params.subject_alt_names = vec![SanType::URI(subject_uri(subject).try_into()?)];
+    params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
     params.is_ca = IsCa::ExplicitNoCa;
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -216,7 +232,8 @@ fn client_params(subject: &str, common_name: &str, lifetime: time::Duration) -> 
     Ok((params, hex::encode(serial)))
 }
 
-fn pem_cert(der: &CertificateDer<'_>) -> String {
+/// A certificate as PEM text.
+pub fn pem_cert(der: &CertificateDer<'_>) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
     let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
@@ -233,58 +250,6 @@ fn pem_cert(der: &CertificateDer<'_>) -> String {
 pub fn ca_fingerprint(pem: &str) -> Result<String, PkiError> {
     let der = certs_from_pem(pem, "CA certificate")?.remove(0);
     Ok(hex::encode(Sha256::digest(der.as_ref())))
-}
-
-/// The URI SAN scheme that names a hoop-kube subject in a client certificate:
-/// `hoop-kube://subject/<percent-encoded OIDC sub>`.
-pub const SUBJECT_URI_PREFIX: &str = "hoop-kube://subject/";
-
-/// The URI SAN for an OIDC subject (every byte outside `[A-Za-z0-9-._~]` percent-encoded, so a
-/// subject can never smuggle a `/` or another field into the URI).
-pub fn subject_uri(subject: &str) -> String {
-    let mut s = String::from(SUBJECT_URI_PREFIX);
-    for b in subject.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            s.push(char::from(b));
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
-
-/// What a verified client certificate says about its holder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertSubject {
-    /// The OIDC subject from the single `hoop-kube://subject/…` URI SAN.
-    pub subject: String,
-    /// The certificate serial, hex.
-    pub serial: String,
-}
-
-/// Read the hoop-kube subject from a client certificate. Exactly one hoop-kube URI SAN must be
-/// present and its encoding must be canonical; anything else is `None` (fail closed).
-pub fn cert_subject(cert: &CertificateDer<'_>) -> Option<CertSubject> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let san = parsed.subject_alternative_name().ok()??;
-    let mut found = None;
-    for name in &san.value.general_names {
-        if let x509_parser::extensions::GeneralName::URI(u) = name {
-            if let Some(enc) = u.strip_prefix(SUBJECT_URI_PREFIX) {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(enc.to_string());
-            }
-        }
-    }
-    let enc = found?;
-    let subject = crate::kube::path_unescape(&enc)?;
-    if subject.is_empty() || subject_uri(&subject) != format!("{SUBJECT_URI_PREFIX}{enc}") {
-        return None;
-    }
-    let serial = hex::encode(parsed.raw_serial());
-    Some(CertSubject { subject, serial })
 }
 
 /// Parse all certificates in a PEM string.
@@ -454,6 +419,29 @@ mod tests {
     }
 
     #[test]
+    fn agent_certificates_name_subject_and_actor_and_end_on_time() {
+        let ca = Ca::generate("t", 1).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let csr = ClientCsr::from_pem(&CertificateParams::new(Vec::<String>::new()).unwrap().serialize_request(&key).unwrap().pem().unwrap()).unwrap();
+        let actor = Actor { agent: "bot".into(), session: "01890a5d-ac96-774b-bcce-b302099a8057".into() };
+        let end = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
+        let issued = ca.sign_agent_csr(&csr, "alice", "alice", &actor, end).unwrap();
+        let der = certs_from_pem(&issued.cert_pem, "t").unwrap().remove(0);
+        let got = cert_subject(&der).unwrap();
+        assert_eq!((got.subject.as_str(), got.actor.as_ref(), got.not_after), ("alice", Some(&actor), end));
+        // An end in the past is refused, not issued.
+        assert!(ca.sign_agent_csr(&csr, "alice", "alice", &actor, end - 3600).is_err());
+        // Two hoop-kube URIs (an engineer's and an agent's) in one certificate name nobody.
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![SanType::URI(subject_uri("alice").try_into().unwrap()), SanType::URI(actor_uri("alice", &actor).try_into().unwrap())];
+        let two = params.signed_by(&key, &ca.issuer).unwrap();
+        assert_eq!(cert_subject(&two.der().clone()), None);
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![SanType::URI("hoop-kube://agent/bot".try_into().unwrap())];
+        assert_eq!(cert_subject(&params.signed_by(&key, &ca.issuer).unwrap().der().clone()), None);
+    }
+
+    #[test]
     fn csr_certificates_name_the_given_identity_only() {
         use x509_parser::extensions::GeneralName;
         let ca = Ca::generate("t", 1).unwrap();
@@ -468,7 +456,7 @@ mod tests {
         let before = time::OffsetDateTime::now_utc().unix_timestamp();
         let issued = ca.sign_client_csr(&csr, "a/b", "alice", std::time::Duration::from_secs(3600)).unwrap();
         let der = certs_from_pem(&issued.cert_pem, "t").unwrap().remove(0);
-        assert_eq!(cert_subject(&der), Some(CertSubject { subject: "a/b".into(), serial: issued.serial.clone() }));
+        assert_eq!(cert_subject(&der), Some(CertSubject { subject: "a/b".into(), actor: None, serial: issued.serial.clone(), not_after: issued.not_after.unix_timestamp() }));
         assert_eq!(client_identity(&der), Some(("alice".into(), vec![])));
         let (_, x) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
         assert!(!x.is_ca());

@@ -9,9 +9,13 @@
 //! pinned CA, or a leaf the pinned CA did not sign, fails the handshake.
 //!
 //! Used by enrollment (`hoop-kube login`), the forwarder's mutual-TLS connection to the relay,
-//! and `hoop-kube status`.
+//! `hoop-kube status`, and the agents API client, which also needs the pinned CA itself: an agent's
+//! kubeconfig points kubectl straight at the relay, and kubectl trusts by a CA certificate, not a
+//! fingerprint. [`PinnedCa::matched_ca_pem`] gives the CA a handshake matched, and
+//! [`fetch_pinned_ca`] makes a handshake just for that.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
@@ -34,6 +38,9 @@ pub enum TrustError {
     /// rustls refused the configuration.
     #[error("TLS setup: {0}")]
     Tls(#[from] TlsError),
+    /// The relay could not be reached, or its handshake failed (the pin did not match).
+    #[error("cannot reach the relay at {relay}: {reason}")]
+    Unreachable { relay: String, reason: String },
 }
 
 /// The fingerprint of the first certificate in a PEM file (the CA an operator hands out); the
@@ -71,6 +78,8 @@ fn clip(s: &str) -> String {
 pub struct PinnedCa {
     pin: [u8; 32],
     provider: Arc<rustls::crypto::CryptoProvider>,
+    /// The pinned CA as the last successful verification found it in the chain.
+    matched: Mutex<Option<CertificateDer<'static>>>,
 }
 
 impl PinnedCa {
@@ -82,7 +91,14 @@ impl PinnedCa {
             let s = std::str::from_utf8(chunk).map_err(|_| TrustError::BadFingerprint(clip(pin)))?;
             out[i] = u8::from_str_radix(s, 16).map_err(|_| TrustError::BadFingerprint(clip(pin)))?;
         }
-        Ok(PinnedCa { pin: out, provider: pki::provider() })
+        Ok(PinnedCa { pin: out, provider: pki::provider(), matched: Mutex::new(None) })
+    }
+
+    /// The pinned CA certificate (PEM) from the chain of the last server this verifier accepted;
+    /// `None` before the first successful handshake.
+    pub fn matched_ca_pem(&self) -> Option<String> {
+        let der = self.matched.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        Some(pki::pem_cert(&der))
     }
 
     fn pinned<'a>(&self, chain: impl Iterator<Item = &'a CertificateDer<'a>>) -> Option<CertificateDer<'static>> {
@@ -106,13 +122,15 @@ impl ServerCertVerifier for PinnedCa {
             ));
         };
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(ca)?;
+        roots.add(ca.clone())?;
         let others: Vec<CertificateDer<'_>> =
             intermediates.iter().filter(|c| Sha256::digest(c.as_ref()).as_slice() != self.pin).cloned().collect();
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
             .build()
             .map_err(|e| TlsError::General(e.to_string()))?;
-        webpki.verify_server_cert(end_entity, &others, server_name, ocsp_response, now)
+        let verified = webpki.verify_server_cert(end_entity, &others, server_name, ocsp_response, now)?;
+        *self.matched.lock().unwrap_or_else(|p| p.into_inner()) = Some(ca);
+        Ok(verified)
     }
 
     fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, TlsError> {
@@ -131,14 +149,47 @@ impl ServerCertVerifier for PinnedCa {
 /// A TLS 1.3 client configuration for the relay: trust by `pin`, present what `client` resolves
 /// (nothing for enrollment).
 pub fn client_config(pin: &str, client: Option<Arc<dyn ResolvesClientCert>>) -> Result<rustls::ClientConfig, TrustError> {
+    pinned_client_config(Arc::new(PinnedCa::new(pin)?), client)
+}
+
+/// [`client_config`] with a verifier the caller keeps, to read [`PinnedCa::matched_ca_pem`]
+/// after a handshake.
+pub fn pinned_client_config(verifier: Arc<PinnedCa>, client: Option<Arc<dyn ResolvesClientCert>>) -> Result<rustls::ClientConfig, TrustError> {
     let b = rustls::ClientConfig::builder_with_provider(pki::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedCa::new(pin)?));
+        .with_custom_certificate_verifier(verifier);
     Ok(match client {
         Some(r) => b.with_client_cert_resolver(r),
         None => b.with_no_client_auth(),
     })
+}
+
+/// How long [`fetch_pinned_ca`] waits for the connection and the handshake.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connect to the relay at `relay_url` (`https://HOST[:PORT]`), complete a TLS handshake trusting
+/// only the CA pinned by `pin` (no client certificate, no HTTP request), and return that CA
+/// certificate as PEM: what a kubeconfig's `certificate-authority-data` needs.
+pub async fn fetch_pinned_ca(relay_url: &str, pin: &str) -> Result<String, TrustError> {
+    let unreachable = |reason: String| TrustError::Unreachable { relay: relay_url.to_string(), reason };
+    let url = url::Url::parse(relay_url).map_err(|e| unreachable(format!("not a URL ({e})")))?;
+    if url.scheme() != "https" {
+        return Err(unreachable("the relay URL must start with https://".into()));
+    }
+    let host = url.host_str().ok_or_else(|| unreachable("the URL has no host".into()))?;
+    let port = url.port().unwrap_or(443);
+    // `host_str` keeps an IPv6 literal's brackets; the server name and the socket address do not.
+    let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let name = ServerName::try_from(bare.clone()).map_err(|e| unreachable(format!("invalid host {host:?} ({e})")))?;
+    let verifier = Arc::new(PinnedCa::new(pin)?);
+    let config = pinned_client_config(verifier.clone(), None)?;
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect((bare.as_str(), port)).await.map_err(|e| unreachable(e.to_string()))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| unreachable(e.to_string()))
+    };
+    let _tls = tokio::time::timeout(FETCH_TIMEOUT, connect).await.map_err(|_| unreachable(format!("no TLS handshake within {} s", FETCH_TIMEOUT.as_secs())))??;
+    verifier.matched_ca_pem().ok_or_else(|| unreachable("the handshake completed without the pinned CA".into()))
 }
 
 #[cfg(test)]

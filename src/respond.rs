@@ -54,6 +54,10 @@ pub fn status(s: &Status) -> Response<Body> {
     let mut r = Response::new(full(s.to_json()));
     *r.status_mut() = code(s.code);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // As kube-apiserver does: client-go waits this long before retrying a 429 or 5xx.
+    if let Some(secs) = s.details.retry_after_seconds {
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     r
 }
 

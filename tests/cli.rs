@@ -171,7 +171,7 @@ fn demo_serves_kubectl_through_the_relay() {
     }
     assert!(exported.lines().all(|l| l.contains("\"apiVersion\":\"audit.k8s.io/v1\"")) && exported.contains("\"username\":\"alice\""), "{exported}");
     let log = std::fs::read_to_string(dir.path().join("sim/requests.jsonl")).unwrap();
-    assert!(log.contains("\"user\":\"alice\"") && log.contains("\"user\":\"agent-bot\""), "the cluster saw both demo users");
+    assert!(log.contains("\"user\":\"alice\"") && log.contains("\"hoop-kube.dev/agent\":[\"demo-bot\"]"), "the cluster saw alice, and alice's agent named as such");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -127,7 +127,7 @@ async fn example_rules_hold_with_real_kubectl() {
     let uri = |r: &serde_json::Value| r["uri"].as_str().unwrap_or("").to_string();
     // (`//api/…` reaches the relay as the non-resource path `/v1/…`, which the apiserver answers
     // 404; only `/api/…` paths are secret reads.)
-    let agent_secret: Vec<String> = log.iter().filter(|r| r["user"] == "agent-bot" && uri(r).starts_with("/api/") && uri(r).to_lowercase().contains("secret")).map(|r| format!("{} {} -> {}", r["method"], uri(r), r["code"])).collect();
+    let agent_secret: Vec<String> = log.iter().filter(|r| r["extra"]["hoop-kube.dev/agent"][0] == "bot" && uri(r).starts_with("/api/") && uri(r).to_lowercase().contains("secret")).map(|r| format!("{} {} -> {}", r["method"], uri(r), r["code"])).collect();
     assert!(agent_secret.is_empty(), "an agent.s secret read reached the cluster: {agent_secret:?}");
     assert!(!seen(&|r| r["method"] == "DELETE" && uri(r).contains("/namespaces/prod-eu/")), "a prod delete reached the cluster");
     assert!(!seen(&|r| uri(r).contains("/namespaces/kube-system/pods/sys/exec")), "an exec into kube-system reached the cluster");

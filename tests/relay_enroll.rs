@@ -39,7 +39,7 @@ fn without_enrollment(yaml: &str) -> String {
     let mut skipping = false;
     for line in yaml.lines() {
         if !line.starts_with([' ', '#']) && !line.is_empty() {
-            skipping = line.starts_with("enrollment:");
+            skipping = line.starts_with("enrollment:") || line.starts_with("agents:");
         }
         if !skipping {
             out.push_str(line);
@@ -52,7 +52,7 @@ fn without_enrollment(yaml: &str) -> String {
 impl Bed {
     async fn start() -> Bed {
         let dir = tempfile::tempdir().unwrap();
-        let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into() }];
+        let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into(), agent: None }];
         let stack = demo::start(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let rdir = dir.path().join("relay");
         let ca = Ca::from_pem(&std::fs::read_to_string(rdir.join("ca.crt")).unwrap(), &std::fs::read_to_string(rdir.join("ca.key")).unwrap()).unwrap();

@@ -22,7 +22,7 @@ struct Bed {
 impl Bed {
     async fn start() -> Bed {
         let dir = tempfile::tempdir().unwrap();
-        let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into() }];
+        let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into(), agent: None }];
         let stack = demo::start(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap()).await.unwrap();
         let rdir = dir.path().join("relay");
         let ca = Ca::from_pem(&std::fs::read_to_string(rdir.join("ca.crt")).unwrap(), &std::fs::read_to_string(rdir.join("ca.key")).unwrap()).unwrap();

@@ -25,7 +25,7 @@ fn init_writes_the_pki_prints_the_snippet_and_refuses_to_overwrite() {
     let ca_pem = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
     let fingerprint = hoop_kube::pki::ca_fingerprint(&ca_pem).unwrap();
     assert!(stdout.contains(&format!("CA fingerprint (SHA-256): {fingerprint}")), "{stdout}");
-    for line in ["tls:", &format!("  cert: {}", dir.join("relay.crt").display()), &format!("  client_ca: {}", dir.join("ca.crt").display()), "enrollment:", &format!("  ca_key: {}", dir.join("ca.key").display()), "  max_certificate_hours: 12"] {
+    for line in ["tls:", &format!("  cert: {}", dir.join("relay.crt").display()), &format!("  client_ca: {}", dir.join("ca.crt").display()), "enrollment:", &format!("  ca_key: {}", dir.join("ca.key").display()), "  max_certificate_hours: 12", "agents:", &format!("  signing_key: {}", dir.join("agent-signing.key").display())] {
         assert!(stdout.lines().any(|l| l == line), "stdout lacks {line:?}: {stdout}");
     }
     let chain = hoop_kube::pki::certs_from_pem(&std::fs::read_to_string(dir.join("relay.crt")).unwrap(), "relay.crt").unwrap();
@@ -35,7 +35,7 @@ fn init_writes_the_pki_prints_the_snippet_and_refuses_to_overwrite() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700, "the directory is private");
-        for (f, want) in [("ca.crt", 0o644), ("ca.key", 0o600), ("relay.crt", 0o644), ("relay.key", 0o600)] {
+        for (f, want) in [("ca.crt", 0o644), ("ca.key", 0o600), ("relay.crt", 0o644), ("relay.key", 0o600), ("agent-signing.key", 0o600)] {
             assert_eq!(mode(&dir.join(f)), want, "{f}");
         }
     }

@@ -25,7 +25,7 @@ impl common::Cluster for Cfg {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_restart_mid_watch() {
     let dir = tempfile::tempdir().unwrap();
-    let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into() }];
+    let users = vec![User { subject: "alice".into(), groups: vec!["dev".into()], context: "alice".into(), agent: None }];
     let Stack { sim: _sim, relay, forwarders: _forwarders, kubeconfig, dev_issuer: _issuer, relay_config, .. } =
         demo::start(dir.path(), &users, Issuer::Dev, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let k = Kubectl::new("1.32", &Cfg(kubeconfig));

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use crate::login::client_cert::{self, CertError};
+use crate::login::client_cert;
 use crate::login::exec_credential::ExecInfo;
 use crate::login::kubeconfig::{self, Entry, ExecSpec, Outcome};
 use crate::login::profile::{self, Profile, ProfileError};
-use crate::login::refresh::{self, CredentialError, Deps};
+use crate::login::refresh::{self, Deps};
 use crate::login::session::{self, Prompt};
 use crate::login::store::{Backend, SecretStore};
 
@@ -182,6 +182,7 @@ fn free_forward_listen() -> anyhow::Result<SocketAddr> {
 
 /// `hoop-kube login`.
 pub async fn run_login(a: LoginArgs) -> anyhow::Result<()> {
+    crate::agent::client::refuse_in_agent_session()?;
     let p = profile_from_args(&a)?;
     if p.token_store == Backend::Keyring {
         // Before the human approves anything: a keyring that cannot keep the tokens would lose them.
@@ -242,31 +243,14 @@ pub async fn run_status(a: StatusArgs) -> anyhow::Result<()> {
 
 /// `hoop-kube credential`: stdout carries only the ExecCredential.
 pub async fn run_credential(a: CredentialArgs) -> anyhow::Result<()> {
+    crate::agent::client::refuse_in_agent_session()?;
     let p = Profile::load(&a.profile.profile)?;
     let info = ExecInfo::parse_os(std::env::var_os("KUBERNETES_EXEC_INFO").as_deref())?;
     let deps = Deps::for_profile(&p).map_err(plain)?;
-    let out = match refresh::obtain(&p, &info, &deps).await {
-        Ok(out) => out,
-        Err(CredentialError::InteractiveLoginRequired { .. }) => {
-            // kubectl passed a terminal: log in on stderr, then hand out the new token.
-            session::login(&p, &deps, Prompt { qr: true }).await?;
-            refresh::obtain(&p, &info, &deps).await.map_err(plain)?
-        }
-        Err(e) => return Err(plain(e)),
-    };
-    match client_cert::renew_if_due(&p, &deps.store, out.token(), &deps.lock_dir).await {
-        Ok(Some(e)) => tracing::info!(profile = %p.name, not_after = %e.not_after, "renewed the relay client certificate"),
-        Ok(None) => {}
-        Err(e @ CertError::Missing(_)) => return Err(plain(e)),
-        Err(e) => {
-            let path = client_cert::cert_path(&p.name)?;
-            match client_cert::read_cert(&path) {
-                Some((_, not_after)) if not_after > chrono::Utc::now() + chrono::Duration::hours(1) => tracing::info!(error = %e, "certificate renewal failed; will retry"),
-                Some((_, not_after)) if not_after > chrono::Utc::now() => eprintln!("hoop-kube: warning: the relay certificate of profile \"{}\" expires at {not_after} and cannot be renewed: {e}", p.name),
-                Some((_, expired)) => return Err(plain(CertError::Expired { profile: p.name.clone(), expired, reason: e.to_string() })),
-                None => return Err(plain(e)),
-            }
-        }
+    // kubectl passed a terminal: a login (on stderr) if one is needed, then the new token.
+    let out = session::id_token(&p, &info, &deps).await?;
+    if let Some(warning) = client_cert::renew_or_keep(&p, &deps.store, out.token(), &deps.lock_dir).await.map_err(plain)? {
+        eprintln!("hoop-kube: warning: {warning}");
     }
     if !a.no_forwarder {
         let exe = std::env::current_exe().context("cannot locate the hoop-kube executable to start the forwarder")?;

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `details.causes[].reason` of the cause that carries hoop-kube's reason code.
+pub const CODE_CAUSE: &str = "HoopKubeCode";
+
 /// `details.causes[]` of a Status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusCause {
@@ -112,6 +115,19 @@ impl Status {
     pub fn with_details(mut self, details: StatusDetails) -> Self {
         self.details = details;
         self
+    }
+
+    /// Add hoop-kube's machine-readable reason code: a cause `{reason: "HoopKubeCode", field:
+    /// "code", message: CODE}` (README, "What an agent can read from a refusal").
+    #[must_use]
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.details.causes.push(StatusCause { reason: CODE_CAUSE.into(), message: code.into(), field: "code".into() });
+        self
+    }
+
+    /// The hoop-kube reason code of this Status, if it has one.
+    pub fn code_cause(&self) -> Option<&str> {
+        self.details.causes.iter().find(|c| c.reason == CODE_CAUSE).map(|c| c.message.as_str())
     }
 
     /// 400 BadRequest.

@@ -152,6 +152,32 @@ pub async fn renew_if_due(profile: &Profile, store: &SecretStore, id_token: &str
     enroll_and_store(profile, store, id_token, &subject, &key_pem, false).await.map(Some)
 }
 
+/// What `hoop-kube credential` (and `hoop-kube run --agent`) do with the certificate once they
+/// hold a valid ID token: [`renew_if_due`]; if renewal fails, keep using the current certificate
+/// while it is valid, and fail only when there is none or it has expired. `Ok(Some(warning))`:
+/// the certificate works but expires within the hour and cannot be renewed; show the line.
+pub async fn renew_or_keep(profile: &Profile, store: &SecretStore, id_token: &str, lock_dir: &Path) -> Result<Option<String>, CertError> {
+    let e = match renew_if_due(profile, store, id_token, lock_dir).await {
+        Ok(Some(e)) => {
+            tracing::info!(profile = %profile.name, not_after = %e.not_after, "renewed the relay client certificate");
+            return Ok(None);
+        }
+        Ok(None) => return Ok(None),
+        Err(e @ CertError::Missing(_)) => return Err(e),
+        Err(e) => e,
+    };
+    let now = Utc::now();
+    match read_cert(&cert_path(&profile.name)?) {
+        Some((_, not_after)) if not_after > now + chrono::Duration::hours(1) => {
+            tracing::info!(error = %e, "certificate renewal failed; will retry");
+            Ok(None)
+        }
+        Some((_, not_after)) if not_after > now => Ok(Some(format!("the relay certificate of profile \"{}\" expires at {not_after} and cannot be renewed: {e}", profile.name))),
+        Some((_, expired)) => Err(CertError::Expired { profile: profile.name.clone(), expired, reason: e.to_string() }),
+        None => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

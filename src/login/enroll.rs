@@ -87,6 +87,15 @@ pub fn new_key_pem() -> Result<String, EnrollError> {
     Ok(key.serialize_pem())
 }
 
+/// A PEM `CERTIFICATE REQUEST` for `key`, with an empty subject: the relay takes only the public
+/// key from it (and the proof of possession), never what it asks for ([`crate::pki::csr`]).
+pub fn csr_pem(key: &rcgen::KeyPair) -> Result<String, EnrollError> {
+    rcgen::CertificateParams::new(Vec::<String>::new())
+        .and_then(|p| p.serialize_request(key))
+        .and_then(|c| c.pem())
+        .map_err(|e| EnrollError::Key(e.to_string()))
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer {
@@ -117,10 +126,7 @@ pub async fn enroll(
     lifetime: Option<Duration>,
 ) -> Result<Enrollment, EnrollError> {
     let key = rcgen::KeyPair::from_pem(key_pem).map_err(|e| EnrollError::Key(format!("the stored key is unusable ({e}); run hoop-kube login again")))?;
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .and_then(|p| p.serialize_request(&key))
-        .and_then(|c| c.pem())
-        .map_err(|e| EnrollError::Key(e.to_string()))?;
+    let csr = csr_pem(&key)?;
     let mut body = serde_json::json!({ "csr": csr });
     if let Some(l) = lifetime {
         body["lifetimeSeconds"] = serde_json::json!(l.as_secs());
@@ -171,16 +177,23 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
 
 /// The certificate must be for `key`, name `subject`, and be valid now. Returns its `notAfter`.
 pub fn check_certificate(cert_pem: &str, key: &rcgen::KeyPair, subject: &str) -> Result<DateTime<Utc>, EnrollError> {
+    let not_after = check_certificate_key(cert_pem, key)?;
+    let ders = pki::certs_from_pem(cert_pem, "certificate").map_err(|e| EnrollError::Protocol(e.to_string()))?;
+    match ders.first().and_then(pki::cert_subject) {
+        Some(s) if s.subject == subject => Ok(not_after),
+        Some(s) => Err(EnrollError::Protocol(format!("the certificate names {:?}, not {subject:?}", s.subject))),
+        None => Err(EnrollError::Protocol("the certificate names no hoop-kube subject".into())),
+    }
+}
+
+/// The first certificate of `cert_pem` must be for `key` and be valid now (whatever it names:
+/// agent certificates name the engineer and the agent). Returns its `notAfter`.
+pub fn check_certificate_key(cert_pem: &str, key: &rcgen::KeyPair) -> Result<DateTime<Utc>, EnrollError> {
     let ders = pki::certs_from_pem(cert_pem, "certificate").map_err(|e| EnrollError::Protocol(e.to_string()))?;
     let der = ders.first().ok_or_else(|| EnrollError::Protocol("no certificate in the answer".into()))?;
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| EnrollError::Protocol(format!("certificate does not parse: {e}")))?;
     if cert.public_key().raw != key.subject_public_key_info().as_slice() {
         return Err(EnrollError::Protocol("the certificate is for another key than the one this machine sent".into()));
-    }
-    match pki::cert_subject(der) {
-        Some(s) if s.subject == subject => {}
-        Some(s) => return Err(EnrollError::Protocol(format!("the certificate names {:?}, not {subject:?}", s.subject))),
-        None => return Err(EnrollError::Protocol("the certificate names no hoop-kube subject".into())),
     }
     let not_after = DateTime::<Utc>::from_timestamp(cert.validity().not_after.timestamp(), 0)
         .ok_or_else(|| EnrollError::Protocol("the certificate's notAfter is out of range".into()))?;

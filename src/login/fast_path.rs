@@ -6,7 +6,8 @@
 //! exactly that, synchronously, and prints nothing itself; on **any** doubt (other arguments, a
 //! missing or expiring token, the Secret Service backend, a certificate to renew, no forwarder,
 //! an unreadable file) it returns `None` and `main` runs the full command, which makes the same
-//! decisions with error reporting, refresh, renewal and forwarder start. It never answers what
+//! decisions with error reporting, refresh, renewal and forwarder start (and, inside an agent
+//! session, refuses: [`crate::agent::client::refuse_in_agent_session`]). It never answers what
 //! the full path would not: the token test is [`super::refresh`]'s (same claims, same issuer
 //! check, same margin), the certificate test is [`super::client_cert::due`].
 
@@ -50,6 +51,8 @@ fn parse_args(args: &[OsString]) -> Option<(String, bool)> {
 /// The ExecCredential to print, when the cached path can answer (see the module documentation).
 pub fn cached_credential(args: &[OsString]) -> Option<String> {
     let (name, no_forwarder) = parse_args(args)?;
+    // Inside `hoop-kube run --agent`: the full path refuses, with the reason.
+    crate::agent::client::refuse_in_agent_session().ok()?;
     let info = ExecInfo::parse_os(std::env::var_os("KUBERNETES_EXEC_INFO").as_deref()).ok()?;
     let profile = Profile::load(&name).ok()?;
     let store = SecretStore::new(&profile.name, profile.token_store).ok()?;

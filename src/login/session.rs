@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use super::client_cert::{self, CertError};
 use super::device::{self, DeviceAuthorization, LoginError, Provider, Tokens};
 use super::enroll;
+use super::exec_credential::{ExecCredentialOut, ExecInfo};
 use super::profile::Profile;
 use super::refresh::{self, CredentialError, Deps};
 
@@ -72,6 +73,22 @@ pub async fn login(profile: &Profile, deps: &Deps, prompt: Prompt) -> Result<Log
         has_refresh_token: tokens.refresh_token.is_some(),
         cert_expiry: e.not_after,
     })
+}
+
+/// A valid ID token for `profile`, exactly as `hoop-kube credential` gets one: the cached token,
+/// or one refresh for all concurrent callers ([`refresh::obtain`]); when neither is possible, a
+/// device-flow [`login`] on stderr, but only if `info.interactive` (a terminal is there), else
+/// the one-line "run: hoop-kube login" error. `hoop-kube run --agent` and `hoop-kube agents` use
+/// it for the engineer's own token.
+pub async fn id_token(profile: &Profile, info: &ExecInfo, deps: &Deps) -> Result<ExecCredentialOut, SessionError> {
+    match refresh::obtain(profile, info, deps).await {
+        Ok(out) => Ok(out),
+        Err(CredentialError::InteractiveLoginRequired { .. }) => {
+            login(profile, deps, Prompt { qr: true }).await?;
+            Ok(refresh::obtain(profile, info, deps).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn store(profile: &Profile, deps: &Deps, tokens: &Tokens) -> Result<(), CredentialError> {

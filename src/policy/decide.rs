@@ -173,14 +173,40 @@ impl Policy {
 
     /// Decide: see the module documentation.
     #[must_use]
+    ///
+    /// An agent is its engineer **narrowed**: the request is matched twice, as the agent and as
+    /// the engineer alone (no agent), and both must be let through. When either matches no rule
+    /// the request is denied; otherwise every rule matched either way counts, so the strictest
+    /// action, every reviewer group and every mask of both apply. A rule written for agents can
+    /// therefore never allow an agent what its engineer is not allowed.
     pub fn decide(&self, user: &User<'_>, req: &Request<'_>) -> Decision {
         let mut combined = String::new();
         let attrs = attrs(req, &mut combined);
+        let mut matched = self.matches(user, req, &attrs);
+        if user.agent.is_some() {
+            let engineer = User { agent: None, ..*user };
+            let as_engineer = self.matches(&engineer, req, &attrs);
+            if matched.is_empty() || as_engineer.is_empty() {
+                matched.clear();
+            } else {
+                for m in as_engineer {
+                    if !matched.iter().any(|(i, _)| *i == m.0) {
+                        matched.push(m);
+                    }
+                }
+                matched.sort_by_key(|(i, _)| *i);
+            }
+        }
+        self.conclude(matched)
+    }
+
+    /// The rules that match `user` and `req`, in file order, with the action each contributes.
+    fn matches(&self, user: &User<'_>, req: &Request<'_>, attrs: &Attrs<'_>) -> Vec<(u32, Matched)> {
         let mut activation: Option<Activation> = None;
         let mut matched = Vec::new();
         for &i in &self.by_verb[attrs.verb] {
             let r = &self.rules[i as usize];
-            if !r.matches_request(&attrs) || !r.matches_user(user.subject, user.groups, user.agent) {
+            if !r.matches_request(attrs) || !r.matches_user(user.subject, user.groups, user.agent) {
                 continue;
             }
             let (action, cel_error) = match &r.cel {
@@ -193,7 +219,7 @@ impl Policy {
             };
             matched.push((i, Matched { rule: r.name.clone(), action, cel_error }));
         }
-        self.conclude(matched)
+        matched
     }
 
     fn conclude(&self, matched: Vec<(u32, Matched)>) -> Decision {

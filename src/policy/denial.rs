@@ -63,12 +63,19 @@ impl Decision {
             message: self.rule.as_deref().map_or_else(|| "no rule matched".into(), str::to_owned),
             field: "rule".into(),
         };
-        Status::forbidden(message).with_details(StatusDetails {
-            name: info.name.clone(),
-            group: info.api_group.clone(),
-            kind: info.resource.clone(),
-            causes: vec![cause],
-            ..StatusDetails::default()
-        })
+        let code = match (&self.rule, self.action) {
+            (None, _) => "NoRuleAllows",
+            (Some(_), Action::Review) => "ReviewRequired",
+            (Some(_), _) => "PolicyDenied",
+        };
+        Status::forbidden(message)
+            .with_details(StatusDetails {
+                name: info.name.clone(),
+                group: info.api_group.clone(),
+                kind: info.resource.clone(),
+                causes: vec![cause],
+                ..StatusDetails::default()
+            })
+            .with_code(code)
     }
 }

@@ -226,7 +226,43 @@ rules:
     let d = decide(&p, &alice(), "GET", "/api/v1/namespaces/x/secrets");
     assert_eq!((d.action, d.rule.as_deref()), (Action::Deny, Some("reads-query")));
     assert_eq!(decide(&p, &alice(), "GET", "/api/v1/nodes/n").action, Action::Deny);
-    assert_eq!(decide(&p, &agent_of_alice(), "GET", "/api/v1/nodes/n").action, Action::Allow);
+    // The rule does not match the agent, but it matches its engineer: an agent is its engineer
+    // narrowed, so it is denied too.
+    let d = decide(&p, &agent_of_alice(), "GET", "/api/v1/nodes/n");
+    assert_eq!((d.action, d.rule.as_deref()), (Action::Deny, Some("claims")));
+}
+
+#[test]
+fn an_agent_is_never_allowed_more_than_its_engineer() {
+    let p = policy(
+        r#"
+rules:
+  - {name: team, match: {groups: [dev]}, action: allow}
+  - {name: bot-deletes-in-locked, match: {agent: agent-bot, verbs: [delete], namespaces: [locked]}, action: allow}
+  - {name: humans-never-delete-in-locked, match: {agent: absent, verbs: [delete], namespaces: [locked]}, action: deny}
+  - {name: bot-nodes, match: {agent: agent-bot, resources: [nodes]}, action: allow}
+  - {name: mask-for-agents, match: {agent: present, resources: [configmaps]}, action: allow, mask: agents}
+  - {name: review-for-humans, match: {agent: absent, verbs: [create], resources: [configmaps]}, action: review, reviewers: [sre]}
+"#,
+    );
+    // The agent's own allow rule cannot lift its engineer's deny.
+    let d = decide(&p, &agent_of_alice(), "DELETE", "/api/v1/namespaces/locked/pods/p");
+    assert_eq!((d.action, d.rule.as_deref()), (Action::Deny, Some("humans-never-delete-in-locked")));
+    // What only the agent is allowed and its engineer not at all (no rule for bob's groups):
+    // refused, as "no rule allows it" for the engineer.
+    let bob_agent = Who { subject: "bob", groups: vec![], agent: Some("agent-bot"), claims: json!({"sub": "bob"}) };
+    let d = decide(&p, &bob_agent, "GET", "/api/v1/nodes/n");
+    assert_eq!((d.action, d.rule), (Action::Deny, None));
+    // Both allowed: allowed, with the masks of both passes.
+    let d = decide(&p, &agent_of_alice(), "GET", "/api/v1/namespaces/x/configmaps/c");
+    assert_eq!(d.action, Action::Allow);
+    assert_eq!(d.masks.iter().map(|m| &**m).collect::<Vec<_>>(), ["agents"]);
+    // The engineer's review applies to the agent too.
+    let d = decide(&p, &agent_of_alice(), "POST", "/api/v1/namespaces/x/configmaps");
+    assert_eq!((d.action, d.reviewers.clone()), (Action::Review, vec!["sre".to_string()]));
+    // And the engineer alone is decided as before.
+    assert_eq!(decide(&p, &alice(), "DELETE", "/api/v1/namespaces/locked/pods/p").action, Action::Deny);
+    assert_eq!(decide(&p, &alice(), "GET", "/api/v1/namespaces/x/configmaps/c").masks.len(), 0);
 }
 
 #[test]

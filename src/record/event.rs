@@ -130,6 +130,9 @@ pub struct Record {
     /// The agent acting for the subject (RFC 8693 actor), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The agent session (`hoop-kube agents list`), for an agent's request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session: Option<String>,
     /// Serial of the client certificate, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_serial: Option<String>,
@@ -278,6 +281,9 @@ impl Record {
         if let Some(agent) = &self.agent {
             extra.insert(format!("{ANNOTATION_PREFIX}agent"), vec![agent.clone()]);
         }
+        if let Some(session) = &self.agent_session {
+            extra.insert(format!("{ANNOTATION_PREFIX}agent-session"), vec![session.clone()]);
+        }
         Event {
             kind: "Event".into(),
             api_version: "audit.k8s.io/v1".into(),
@@ -312,6 +318,7 @@ impl Record {
             ("rule", &self.rule),
             ("review", &self.review),
             ("agent", &self.agent),
+            ("agent-session", &self.agent_session),
             ("kubectl-command", &self.kubectl_command),
             ("kubectl-session", &self.kubectl_session),
             ("client-cert-serial", &self.client_cert_serial),

@@ -5,7 +5,8 @@
 //! together makes that one place to read. All statements are prepared and cached; no value is
 //! ever formatted into SQL text (only the fixed column list and fixed filter clauses are).
 //!
-//! Schema version 1 (`PRAGMA user_version`): `records` (one row per request; `seq` is the
+//! Schema version 2 (`PRAGMA user_version`; version 1 lacked `records.agent_session` and is
+//! migrated in place): `records` (one row per request; `seq` is the
 //! insertion order and the rowid; indexes for every list filter, each ending in `received_us`
 //! so a filter plus the time range and the newest-first order use one index), `sessions` (one
 //! row per exec/attach/port-forward, the summary as JSON) and `session_events` (the session's
@@ -18,7 +19,7 @@ use super::exec::{EventKind, SessionEvent, SessionKind};
 use super::store::{RecordFilter, SessionInfo};
 
 /// The schema version this code reads and writes.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -54,7 +55,8 @@ CREATE TABLE IF NOT EXISTS records (
     bytes_in INTEGER NOT NULL,
     bytes_out INTEGER NOT NULL,
     masked INTEGER NOT NULL,
-    session TEXT
+    session TEXT,
+    agent_session TEXT
 );
 CREATE INDEX IF NOT EXISTS records_by_time ON records (received_us);
 CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject, received_us);
@@ -88,7 +90,7 @@ CREATE TABLE IF NOT EXISTS session_events (
 ) WITHOUT ROWID;
 ";
 
-const COLUMNS: &str = "id, received_us, started_us, completed_us, latency_us, subject, username, groups, agent, client_cert_serial, source_ips, user_agent, kubectl_command, kubectl_session, verb, api_group, api_version, resource, subresource, namespace, name, method, path, query, decision, rule, review, code, bytes_in, bytes_out, masked, session";
+const COLUMNS: &str = "id, received_us, started_us, completed_us, latency_us, subject, username, groups, agent, client_cert_serial, source_ips, user_agent, kubectl_command, kubectl_session, verb, api_group, api_version, resource, subresource, namespace, name, method, path, query, decision, rule, review, code, bytes_in, bytes_out, masked, session, agent_session";
 
 /// Create or check the schema. A newer schema than this code knows is refused.
 pub(super) fn migrate(c: &Connection) -> Result<(), MigrateError> {
@@ -98,6 +100,10 @@ pub(super) fn migrate(c: &Connection) -> Result<(), MigrateError> {
             c.execute_batch(&format!(
                 "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))?;
+            Ok(())
+        }
+        1 => {
+            c.execute_batch(&format!("BEGIN; ALTER TABLE records ADD COLUMN agent_session TEXT; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
             Ok(())
         }
         SCHEMA_VERSION => Ok(()),
@@ -132,7 +138,7 @@ fn json_list(v: &[String]) -> String {
 
 pub(super) fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
     let mut st = tx.prepare_cached(&format!(
-        "INSERT INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)"
+        "INSERT INTO records ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33)"
     ))?;
     st.execute(params![
         r.id,
@@ -167,6 +173,7 @@ pub(super) fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
         i64_of(r.bytes_out),
         i64_of(r.masked),
         r.session,
+        r.agent_session,
     ])?;
     Ok(())
 }
@@ -211,6 +218,7 @@ fn read_record(r: &Row<'_>) -> rusqlite::Result<Record> {
         bytes_out: u64_of(r.get(29)?),
         masked: u64_of(r.get(30)?),
         session: r.get(31)?,
+        agent_session: r.get(32)?,
     })
 }
 

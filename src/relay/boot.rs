@@ -120,6 +120,21 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
     settings.ca_pem = o.ca.as_ref().map(|p| read_file(p, "oidc.ca").map(String::into_bytes)).transpose()?;
     let verifier = Verifier::discover(settings).await?;
 
+    let agents = match &cfg.agents {
+        None => None,
+        Some(a) => {
+            if enrollment.is_none() {
+                return Err(BootError::Material {
+                    what: "agents".into(),
+                    reason: "agent sessions need enrollment.ca_key: the client CA's key signs each agent's certificate".into(),
+                });
+            }
+            let what = format!("agents.signing_key ({})", a.signing_key.display());
+            let key = crate::agent::token::SigningKey::from_pem(&read_file(&a.signing_key, "agents.signing_key")?).map_err(|e| BootError::Material { what: what.clone(), reason: e.to_string() })?;
+            let registry = super::agents::registry::Registry::open(&a.store).map_err(|e| BootError::Material { what: format!("agents.store ({})", a.store.display()), reason: e.to_string() })?;
+            Some(Arc::new(super::agents::Agents::new(Arc::new(registry), key, a.limiter(), a.max_ttl(), a.admins.clone())))
+        }
+    };
     let state = RelayState {
         verifier,
         tokens: Default::default(),
@@ -134,6 +149,7 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
         },
         masking: super::mask::Masking::new(cfg.mask_profiles.clone()),
         records: super::records::Records::open(&cfg.records).await?,
+        agents,
     };
     Ok((Arc::new(state), server_tls))
 }

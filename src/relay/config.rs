@@ -36,11 +36,14 @@ mod policy;
 mod review;
 #[path = "config_records.rs"]
 mod records;
+#[path = "config_agents.rs"]
+mod agents;
 #[path = "config_yaml.rs"]
 mod yaml;
 pub(super) use yaml::{parse_yaml, read_capped};
 pub use enrollment::{EnrollmentConfig, DEFAULT_CERTIFICATE_HOURS, MAX_CERTIFICATE_HOURS};
 pub use records::{RecordsConfig, DEFAULT_RECORDS_STORE, DEFAULT_RETENTION_DAYS};
+pub use agents::{AgentsConfig, DEFAULT_AGENTS_STORE, DEFAULT_MAX_TTL_MINUTES, MAX_TTL_MINUTES};
 pub use review::{ReviewConfig, DEFAULT_HOLD_SECONDS, DEFAULT_STORE, DEFAULT_TTL_SECONDS};
 pub use policy::{load_policy_section, policy_error, MatchConfig, PolicyConfig, RuleConfig};
 
@@ -148,6 +151,9 @@ pub struct RelayConfig {
     /// `records` (optional section; recording is always on): the records store, retention,
     /// export and auditors.
     pub records: RecordsConfig,
+    /// `agents` (optional): agent sessions, their signing key, lifetime, admins and limits.
+    /// `None` = agent sessions are off.
+    pub agents: Option<AgentsConfig>,
 }
 
 /// `tls:` — PEM files, relative paths taken from the config file's directory.
@@ -288,6 +294,7 @@ struct RawConfig {
     #[serde(default)] review: Option<review::RawReview>,
     #[serde(default)] mask_profiles: Option<crate::mask::MaskProfilesConfig>,
     #[serde(default)] records: Option<records::RawRecords>,
+    #[serde(default)] agents: Option<agents::RawAgents>,
 }
 
 #[derive(Deserialize)]
@@ -435,7 +442,8 @@ impl RelayConfig {
             }
         }
         let records = cx.records(raw.records.unwrap_or_default())?;
-        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy, review, mask_profiles, records })
+        let agents = raw.agents.map(|a| cx.agents(a)).transpose()?;
+        Ok(RelayConfig { source: file.into(), listen: raw.listen, tls, upstream, oidc, impersonation: raw.impersonation, access: raw.access, limits: raw.limits, enrollment, policy, review, mask_profiles, records, agents })
     }
 
     /// Resolve the upstream credential now (re-reading a kubeconfig or the service-account
@@ -511,6 +519,10 @@ impl RelayConfig {
         if let Some(r) = &self.review {
             let hook = r.webhook.as_deref().map(|w| format!("; webhook {w}")).unwrap_or_default();
             let _ = writeln!(s, "review:        hold {}s, approvals usable {}s, store {}{hook}", r.hold_seconds, r.ttl_seconds, p(&r.store));
+        }
+        if let Some(a) = &self.agents {
+            let admins = if a.admins.is_empty() { "none".to_string() } else { a.admins.join(", ") };
+            let _ = writeln!(s, "agents:        on: sessions up to {} min, store {}, signing key {}, {} limit rule(s), admins {admins}", a.max_ttl_minutes, p(&a.store), p(&a.signing_key), a.limits.len());
         }
         let _ = write!(s, "limits:        headers {}, body {}", bytes(self.limits.max_header_bytes), bytes(self.limits.max_body_bytes));
         s

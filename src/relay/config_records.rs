@@ -68,7 +68,7 @@ struct RawExport {
 }
 
 impl Cx<'_> {
-    fn file_path(&self, key: &str, p: PathBuf) -> Result<PathBuf, ConfigError> {
+    pub(super) fn file_path(&self, key: &str, p: PathBuf) -> Result<PathBuf, ConfigError> {
         if p.as_os_str().is_empty() {
             return Err(self.invalid(key, "is empty; name a file"));
         }

@@ -413,7 +413,7 @@ fn credential_in_cluster() {
 
 #[test]
 fn unknown_keys() {
-    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`, `review`, `mask_profiles`, `records`");
+    assert_eq!(err(&minimal().replace("listen:", "lisen:")).split(" at line").next().unwrap(), "relay.yaml: lisen: unknown key, expected one of `listen`, `tls`, `upstream`, `oidc`, `impersonation`, `access`, `limits`, `enrollment`, `policy`, `review`, `mask_profiles`, `records`, `agents`");
     let m = err(&format!("{}extra: 1\n", minimal()));
     assert!(m.starts_with("relay.yaml: extra: unknown key") && m.contains("line 12"), "{m}");
     let m = err(&minimal().replace("  cert:", "  cret:"));

@@ -127,6 +127,9 @@ where
             unauthorized(&format!("the ID token was rejected ({e})"))
         }
     })?;
+    if identity.claims.get("act").is_some() {
+        return Err(unauthorized("the ID token carries an RFC 8693 act claim, and only engineers enroll; agents get their credential from `hoop-kube run --agent`"));
+    }
     if !state.access.admits(&identity) {
         return Err(Status::forbidden(format!(
             "User \"{}\" cannot enroll: not in the hoop-kube relay's access list (ask the platform team to add you)",

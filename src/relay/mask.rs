@@ -93,7 +93,7 @@ pub fn is_write(info: &RequestInfo) -> bool {
 /// Check a write's body (already read) against the profile.
 pub fn guard_write(profile: &MaskProfile, info: &RequestInfo, content_type: Option<&str>, body: &[u8]) -> Result<(), Status> {
     let kind = kind_of_resource(info);
-    crate::mask::check_body(profile, kind, content_type, body).map_err(|e| Status::forbidden(format!("hoop-kube masking refused this write: {e}")))
+    crate::mask::check_body(profile, kind, content_type, body).map_err(|e| Status::forbidden(format!("hoop-kube masking refused this write: {e}")).with_code("MaskedWrite"))
 }
 
 /// The kind a core or well-known resource holds (`None`: every kind's masked paths count).

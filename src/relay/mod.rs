@@ -11,7 +11,9 @@
 //!    telling the user to run `hoop-kube login`. This is the one place that decides it.
 //! 3. **limits** — header block and declared body size (431 / 413 `Status`).
 //! 4. **authn** ([`authn`]) — the bearer OIDC token ([`oidc`]) must verify and name the same
-//!    subject as the certificate (401).
+//!    subject as the certificate (401). An agent certificate (engineer as subject, agent and
+//!    session as actor) needs instead the relay's own agent token for the same three names and a
+//!    live session ([`agents`]).
 //! 5. **header policy** — any client header starting with `impersonate-` or `x-remote-` is
 //!    refused (403), by prefix.
 //! 6. **request info** — the shared parser ([`crate::kube::request_info`]) rejects hostile
@@ -27,14 +29,22 @@
 //!    agent, policy verb, raw path and query, SHA-256 of the body forwarded, read within the body
 //!    limit if the policy did not) spends a matching approval once, or the request is held up to
 //!    `review.hold_seconds` for one; otherwise a 403 names the review and how to approve it.
-//!    The reviews API (`/hoop-kube/v1/reviews`, [`crate::review::api`]) is served right after
-//!    the header policy, before request info.
+//!    The reviews API (`/hoop-kube/v1/reviews`, [`crate::review::api`]; agents may only read
+//!    it), the records API ([`records_api`]) and the agents API ([`agents::api`]; engineers
+//!    only) are served right after the header policy, before request info.
+//!
+//!    For an agent, the session's limits ([`agents::gate`]) come before the policy (namespaces,
+//!    rate) and after it (the budget of mutating calls and deletes); the policy decides it as
+//!    its engineer narrowed ([`crate::policy::Policy::decide`]); its open streams end when the
+//!    session does ([`agents::cut`]).
 //! 10. **upstream** ([`upstream`]) — the client's `Authorization` is dropped, the relay's
-//!     credential and `Impersonate-User`/`Impersonate-Group` are set, the raw path and query are
+//!     credential and `Impersonate-User`/`Impersonate-Group` (for an agent also
+//!     `Impersonate-Extra-` agent and agent session) are set, the raw path and query are
 //!     sent over a pooled HTTP/2 connection (HTTP/1.1 for upgrades), and the response streams
 //!     back; upgrades are spliced.
 
 pub mod access;
+pub mod agents;
 pub mod authn;
 pub mod boot;
 pub mod config;
@@ -95,6 +105,9 @@ pub struct RelayState {
     pub masking: mask::Masking,
     /// The records store every request is written to before it is forwarded or refused.
     pub records: records::Records,
+    /// Agent sessions (`agents:`); `None` when agents are not enabled (agent credentials are
+    /// then refused).
+    pub agents: Option<Arc<agents::Agents>>,
 }
 
 /// What the TLS handshake established about the client, once per connection.

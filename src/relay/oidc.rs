@@ -14,6 +14,7 @@
 //! - Tokens over 16 KiB; anything but three canonical, unpadded base64url parts; JWE (five parts);
 //!   headers or payloads that are not JSON objects or that repeat a key at any depth (RFC 7515 §4
 //!   lets a parser reject duplicates; "last one wins" invites parser-differential tricks); `crit`.
+//!   The structural checks are [`crate::jws`], shared with the relay's own agent tokens.
 //! - `alg: none` and every symmetric `HS*` algorithm, always — [`Algorithm`] cannot even name them,
 //!   so no configuration can allow them — and asymmetric algorithms outside the allow-list.
 //! - Keys whose type or curve does not fit the token's `alg`; JWKs whose own `alg`, `use` or
@@ -39,15 +40,12 @@ use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use tokio::sync::Mutex as AsyncMutex;
 
-/// Tokens longer than this (in bytes) are rejected before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub use crate::jws::MAX_TOKEN_BYTES;
+use crate::jws::{b64, sanitize, strict_object, JwsError};
 /// Discovery documents and JWKS larger than this are refused.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// At most one JWKS refetch per this interval, shared by all callers.
@@ -471,28 +469,19 @@ fn parse_jwk(jwk: &Value) -> Option<VerifyingKey> {
 /// A token that passed the structure and algorithm checks.
 struct Parsed<'a> { signing_input: &'a str, signature: &'a str, payload: Vec<u8>, alg: Algorithm, kid: Option<String> }
 
-fn b64(s: &str) -> Option<Vec<u8>> { URL_SAFE_NO_PAD.decode(s).ok() }
-
 fn parse<'a>(token: &'a str, allowed: &[Algorithm]) -> Result<Parsed<'a>, AuthnError> {
     use AuthnError::Malformed;
-    if token.len() > MAX_TOKEN_BYTES { return Err(AuthnError::TooLarge); }
-    let parts: Vec<&str> = token.split('.').collect();
-    let [header, payload, signature] = parts[..] else {
-        let jwe = parts.len() == 5;
-        return Err(Malformed(if jwe { "encrypted tokens (JWE) are not accepted" } else { "expected three dot-separated parts" }));
-    };
-    if header.is_empty() || payload.is_empty() { return Err(Malformed("empty header or payload")); }
-    let header = b64(header).ok_or(Malformed("header is not base64url"))?;
-    let payload = b64(payload).ok_or(Malformed("payload is not base64url"))?;
-    b64(signature).ok_or(Malformed("signature is not base64url"))?;
-    let header = strict_object(&header).ok_or(Malformed("header is not a JSON object with unique keys"))?;
+    let jws = crate::jws::decode(token).map_err(|e| match e {
+        JwsError::TooLarge => AuthnError::TooLarge,
+        JwsError::Malformed(m) => Malformed(m),
+    })?;
+    let header = jws.header;
     let Some(Value::String(alg)) = header.get("alg") else { return Err(Malformed("header has no alg")) };
     let alg = Algorithm::from_name(alg).ok_or_else(|| AuthnError::UnsupportedAlgorithm(sanitize(alg)))?;
     if !allowed.contains(&alg) { return Err(AuthnError::AlgorithmNotAllowed(alg)); }
     if header.contains_key("crit") { return Err(Malformed("critical header extensions are not supported")); }
     let kid = match header.get("kid") { None => None, Some(Value::String(k)) => Some(k.clone()), Some(_) => return Err(Malformed("kid is not a string")) };
-    let signing_input = &token[..token.len() - signature.len() - 1];
-    Ok(Parsed { signing_input, signature, payload, alg, kid })
+    Ok(Parsed { signing_input: jws.signing_input, signature: jws.signature, payload: jws.payload, alg, kid })
 }
 
 /// Find the key(s) for the token and check the signature. `UnknownKey` means a refetch may help.
@@ -569,52 +558,6 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, 
         (Some(i), _) => Ok(Some(i)),
         (None, Some(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
         _ => Err(AuthnError::InvalidClaim(name.to_owned())),
-    }
-}
-
-/// Shorten and filter a token-supplied string so it is safe to echo in an error.
-fn sanitize(s: &str) -> String {
-    let mut out: String = s.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.:+/=".contains(*c)).take(64).collect();
-    if out.chars().count() < s.chars().count() { out.push('…'); }
-    out
-}
-
-/// Parse a JSON object, rejecting duplicate keys at any depth.
-fn strict_object(bytes: &[u8]) -> Option<Map<String, Value>> {
-    match serde_json::from_slice::<StrictValue>(bytes).ok()?.0 { Value::Object(m) => Some(m), _ => None }
-}
-
-/// A JSON value whose objects have unique keys.
-struct StrictValue(Value);
-struct StrictVisitor;
-
-impl<'de> serde::Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> { d.deserialize_any(StrictVisitor).map(StrictValue) }
-}
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str("a JSON value") }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> { Ok(Value::Bool(v)) }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> { Ok(v.into()) }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> { Ok(v.into()) }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> { serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("NaN")) }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> { Ok(Value::String(v.to_owned())) }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> { Ok(Value::String(v)) }
-    fn visit_unit<E>(self) -> Result<Value, E> { Ok(Value::Null) }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? { out.push(v); }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) { return Err(de::Error::custom("duplicate key")); }
-            let StrictValue(v) = map.next_value()?;
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
     }
 }
 

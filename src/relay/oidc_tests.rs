@@ -1,6 +1,8 @@
 //! The verifier against a running [`DevIssuer`].
 
 use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use crate::relay::dev_issuer::DevIssuer;
 use serde_json::json;
 

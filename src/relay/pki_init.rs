@@ -4,8 +4,9 @@
 //! CA's SHA-256 fingerprint and find it in the chain the relay presents), and it is the relay's
 //! client CA, whose key signs the certificates users get at `hoop-kube login` (`enrollment`).
 //!
-//! It writes `ca.crt`, `ca.key` (0600), `relay.crt` (leaf + CA) and `relay.key` (0600) into a
-//! directory created 0700. It never overwrites a file unless told to: replacing `ca.key` changes
+//! It writes `ca.crt`, `ca.key` (0600), `relay.crt` (leaf + CA), `relay.key` (0600) and
+//! `agent-signing.key` (0600, the ES256 key that signs agent tokens) into a directory created
+//! 0700. It never overwrites a file unless told to: replacing `ca.key` changes
 //! the fingerprint every client pinned and invalidates every issued certificate.
 
 use std::fmt::Write as _;
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crate::pki::{self, Ca, PkiError};
 
 /// The files written, in order.
-pub const FILES: [&str; 4] = ["ca.crt", "ca.key", "relay.crt", "relay.key"];
+pub const FILES: [&str; 5] = ["ca.crt", "ca.key", "relay.crt", "relay.key", "agent-signing.key"];
 /// The CA's validity (ten years), or the serving certificate's if that is longer.
 pub const CA_DAYS: i64 = 3650;
 /// The largest `--days`.
@@ -85,6 +86,8 @@ impl Created {
         let _ = writeln!(s, "enrollment:");
         let _ = writeln!(s, "  ca_key: {}", self.path("ca.key"));
         let _ = writeln!(s, "  max_certificate_hours: {}", super::config::DEFAULT_CERTIFICATE_HOURS);
+        let _ = writeln!(s, "agents:");
+        let _ = writeln!(s, "  signing_key: {}", self.path("agent-signing.key"));
         s
     }
 }
@@ -124,7 +127,9 @@ pub fn init(opts: &PkiInit) -> Result<Created, PkiInitError> {
     let hosts: Vec<&str> = opts.hosts.iter().map(String::as_str).collect();
     let serving = ca.server_cert(&hosts, days)?;
     let chain = format!("{}{}", serving.cert_pem, ca.cert_pem());
-    for (name, text, private) in [("ca.crt", ca.cert_pem(), false), ("ca.key", &ca.key_pem(), true), ("relay.crt", &chain, false), ("relay.key", &serving.key_pem, true)] {
+    let agent_key = crate::agent::token::SigningKey::generate().map_err(|e| PkiInitError::Pki(pki::PkiError::Verifier(format!("agent signing key: {e}"))))?.to_pem();
+    let files = [("ca.crt", ca.cert_pem(), false), ("ca.key", &ca.key_pem(), true), ("relay.crt", &chain, false), ("relay.key", &serving.key_pem, true), ("agent-signing.key", &agent_key, true)];
+    for (name, text, private) in files {
         write(&dir.join(name), text.as_bytes(), private, opts.force)?;
     }
     Ok(Created { fingerprint: pki::ca_fingerprint(ca.cert_pem())?, dir })

@@ -73,14 +73,20 @@ async fn prelude(state: &Arc<RelayState>, cert: Option<CertSubject>, req: Reques
     if declared.is_some_and(|n| n > limits.max_body_bytes as u64) {
         return Err(Status::too_large(limits.max_body_bytes));
     }
-    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier, &state.tokens).await.map_err(|e| match &e {
+    let who = authn::authenticate(req.headers(), cert.as_ref(), &state.verifier, &state.tokens, state.agents.as_deref()).await.map_err(|e| match &e {
         // The issuer's keys cannot be fetched: not the client's fault, and it should retry.
         authn::Unauthenticated::BadToken(t) if t.is_unavailable() => Status::unavailable(format!("cannot verify tokens right now: {t}; retry shortly")),
-        _ => Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")),
+        _ => Status::failure(401, "Unauthorized", format!("Unauthorized: {e}")).with_code(e.code()),
     })?;
     refuse_identity_headers(req.headers())?;
     if crate::review::api::is_api_path(req.uri().path()) {
+        if let Some(agent) = who.identity().agent().filter(|_| req.method() != http::Method::GET) {
+            return Err(Status::forbidden(format!("agent {agent:?} cannot approve or deny reviews: a human reviewer decides (the agent may read a review's state)")).with_code("AgentNotAllowed"));
+        }
         return Ok(Prelude::Answered(crate::review::api::handle(state.reviews.as_deref(), &who, req).await));
+    }
+    if super::agents::api::is_api_path(req.uri().path()) {
+        return Ok(Prelude::Answered(super::agents::api::handle(state, &who, req).await));
     }
     if super::records_api::is_api_path(req.uri().path()) {
         return Ok(Prelude::Answered(super::records_api::handle(&state.records, &who, req).await));
@@ -107,6 +113,7 @@ fn new_record(who: &authn::Authenticated, info: &RequestInfo, serial: Option<Str
     rec.username = id.username.clone();
     rec.groups = id.groups.clone();
     rec.agent = id.agent().map(str::to_string);
+    rec.agent_session = who.agent_session().map(|l| l.id().to_string());
     rec.client_cert_serial = serial;
     rec.user_agent = header("user-agent");
     rec.kubectl_command = header("kubectl-command");
@@ -183,13 +190,35 @@ async fn recorded(state: &Arc<RelayState>, who: authn::Authenticated, info: Requ
 /// the request got.
 async fn admit(state: &Arc<RelayState>, who: &authn::Authenticated, info: &RequestInfo, req: Request<Incoming>, verdict: &mut Verdict) -> Result<(Request<Either>, Option<Arc<MaskProfile>>), Status> {
     let _admitted = state.access.check(who, info)?;
-    match &state.policy {
-        Some(policy) => decide(policy, &state.masking, state.reviews.as_deref(), who, info, req, state.limits.max_body_bytes, verdict).await,
+    // An agent's session limits: where it may go and how fast, before the policy is asked.
+    let limit = match (state.agents.as_deref(), who.agent_session()) {
+        (Some(agents), Some(live)) => {
+            let gate = super::agents::gate::Gate::new(agents, live);
+            if let Err(refused) = gate.precheck(info) {
+                verdict.decision = crate::record::Decision::Deny;
+                verdict.rule = Some(refused.rule);
+                return Err(refused.status);
+            }
+            Some(gate)
+        }
+        _ => None,
+    };
+    let admitted = match &state.policy {
+        Some(policy) => decide(policy, &state.masking, state.reviews.as_deref(), who, info, req, state.limits.max_body_bytes, verdict).await?,
         None => {
             verdict.decision = crate::record::Decision::Allow;
-            Ok((req.map(Either::Left), None))
+            (req.map(Either::Left), None)
+        }
+    };
+    // Let through: a mutating call or delete spends the session's budget, or is refused.
+    if let Some(gate) = limit {
+        if let Err(refused) = gate.charge(info).await {
+            verdict.decision = crate::record::Decision::Deny;
+            verdict.rule = Some(refused.rule);
+            return Err(refused.status);
         }
     }
+    Ok(admitted)
 }
 
 /// upstream → mask. The session hook (exec, attach, port-forward) records the stream and, with
@@ -224,9 +253,13 @@ async fn forward(
                 recorder: state.records.recorder.clone(),
                 mask: output_mask,
                 completer: completer(101),
+                ended: who.agent_session().map(|live| live.ended()),
             }))
         }
-        _ => Upgrade::Splice,
+        _ => match who.agent_session() {
+            Some(live) => super::agents::cut::splice(live.ended()),
+            None => Upgrade::Splice,
+        },
     };
 
     // The exact bytes that were parsed and admitted are the bytes forwarded.
@@ -249,10 +282,15 @@ async fn forward(
         PassError::BodyTooLarge(n) => Status::too_large(n),
         PassError::Hop(e) => Status::unavailable(format!("the Kubernetes API server at {} is unreachable: {e}", upstream.hop.authority())),
     })?;
-    match mask {
-        Some(profile) => super::mask::response(&state.masking, upstream, profile, info, resp, counters).await,
-        None => Ok(resp),
-    }
+    let resp = match mask {
+        Some(profile) => super::mask::response(&state.masking, upstream, profile, info, resp, counters).await?,
+        None => resp,
+    };
+    // An agent's watches and logs end when its session does.
+    Ok(match who.agent_session() {
+        Some(live) if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS => super::agents::cut::body(resp, live.ended()),
+        _ => resp,
+    })
 }
 
 /// A request body as it goes upstream: streamed untouched, or the bytes the policy decided on.

@@ -41,6 +41,8 @@ pub struct Plan {
     /// Secret values to replace in the output (exec/attach with a `logs` mask profile).
     pub mask: Option<Arc<Replacer>>,
     pub completer: Completer,
+    /// An agent session's end signal: when it fires the session is cut (`agents stop`).
+    pub ended: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The hook [`crate::proxy::pass::pass`] runs once both sides have switched protocols.
@@ -80,9 +82,9 @@ impl Shared {
 }
 
 async fn run(plan: Plan, client: Upgraded, upstream: Upgraded, resp: HeaderMap) {
-    let Plan { store, record_id, session_id, kind, recorder, mask, completer } = plan;
+    let Plan { store, record_id, session_id, kind, recorder, mask, completer, ended } = plan;
     let counters = completer.counters.clone();
-    session(store, &record_id, session_id, kind, recorder, mask, counters, client, upstream, resp).await;
+    session(store, &record_id, session_id, kind, recorder, mask, counters, client, upstream, resp, ended).await;
     // Whatever happened, the request's record is completed (a cut session included).
     completer.finish().await;
 }
@@ -99,6 +101,7 @@ async fn session(
     client: Upgraded,
     upstream: Upgraded,
     resp: HeaderMap,
+    ended: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let t0 = Instant::now();
     let started = now_micros();
@@ -206,9 +209,16 @@ async fn session(
             result
         }
     };
+    let stopped = async move {
+        match ended {
+            Some(rx) => super::agents::cut::ended(rx).await,
+            None => std::future::pending().await,
+        }
+    };
     let outcome = tokio::select! {
         r = down => r,
         r = up => r,
+        _ = stopped => Err("the agent session was stopped".to_string()),
     };
     let Ok(shared) = Arc::try_unwrap(shared) else {
         tracing::error!(session = %session_id, "session state still shared at the end; summary not written");

@@ -60,6 +60,13 @@ impl TokenFile {
     }
 }
 
+/// `Impersonate-Extra-` header of the agent's name: user extra `hoop-kube.dev/agent` (the key is
+/// percent-encoded, as kube-apiserver reads it). The relay's own RBAC must allow impersonating
+/// `userextras/hoop-kube.dev/agent` and `userextras/hoop-kube.dev/agent-session`.
+pub const EXTRA_AGENT: &str = "impersonate-extra-hoop-kube.dev%2fagent";
+/// `Impersonate-Extra-` header of the agent session: user extra `hoop-kube.dev/agent-session`.
+pub const EXTRA_AGENT_SESSION: &str = "impersonate-extra-hoop-kube.dev%2fagent-session";
+
 /// The upstream API server and how to talk to it.
 pub struct Upstream {
     pub hop: NextHop,
@@ -85,6 +92,13 @@ impl Upstream {
             for g in id.groups.iter().map(String::as_str).chain(std::iter::once("system:authenticated")) {
                 let v = HeaderValue::from_str(g).map_err(|_| format!("group {g:?} cannot be sent as a header"))?;
                 headers.append("impersonate-group", v);
+            }
+            // An agent is its engineer to the cluster, with the agent and its session as user
+            // extras, so the cluster's own audit log names them too.
+            if let (Some(agent), Some(session)) = (id.agent(), id.claims.get("sid").and_then(serde_json::Value::as_str)) {
+                let value = |v: &str| HeaderValue::from_str(v).map_err(|_| format!("{v:?} cannot be sent as a header"));
+                headers.insert(EXTRA_AGENT, value(agent)?);
+                headers.insert(EXTRA_AGENT_SESSION, value(session)?);
             }
         }
         Ok(())

@@ -46,6 +46,8 @@ pub struct Target {
     /// The server's CA (PEM), when the kubeconfig gives one.
     pub ca_pem: Option<Vec<u8>>,
     token: String,
+    /// The context's own client certificate and key (PEM), when it has one.
+    identity_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -90,6 +92,10 @@ struct User {
     token_file: Option<PathBuf>,
     #[serde(default)]
     exec: Option<Exec>,
+    #[serde(default, rename = "client-certificate-data")]
+    cert_data: Option<String>,
+    #[serde(default, rename = "client-key-data")]
+    key_data: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,7 +174,18 @@ pub fn resolve(path: &Path, context: Option<&str>) -> Result<Target, ClientError
     } else {
         return Err(bad(format!("user {:?} of context {name:?} has no token, tokenFile or exec plugin; `hoop-kube kubeconfig` writes one", ctx.value.user)));
     };
-    Ok(Target { context: name, server, ca_pem, token })
+    // A context with its own client certificate (an agent's, which talks to the relay directly)
+    // presents it, as kubectl does.
+    let identity_pem = match (&user.cert_data, &user.key_data) {
+        (Some(c), Some(k)) => {
+            let decode = |what: &str, v: &str| base64::engine::general_purpose::STANDARD.decode(v.trim()).map_err(|e| bad(format!("user {:?}: {what} is not base64: {e}", ctx.value.user)));
+            let mut pem = decode("client-certificate-data", c)?;
+            pem.extend(decode("client-key-data", k)?);
+            Some(pem)
+        }
+        _ => None,
+    };
+    Ok(Target { context: name, server, ca_pem, token, identity_pem })
 }
 
 /// Run an exec credential plugin as kubectl does and return `status.token`.
@@ -230,6 +247,9 @@ impl Client {
         if let Some(pem) = &target.ca_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| unusable(format!("the context's CA is not PEM: {e}")))?;
             b = b.tls_certs_merge(certs);
+        }
+        if let Some(pem) = &target.identity_pem {
+            b = b.identity(reqwest::Identity::from_pem(pem).map_err(|e| unusable(format!("the context's client certificate and key are not usable: {e}")))?);
         }
         let http = b.build().map_err(|e| unusable(e.to_string()))?;
         Ok(Client { target, http })

@@ -184,7 +184,7 @@ pub fn waiting_status(r: &Review, retry_after: u64) -> Status {
         rule = r.rule,
         left = until(r),
     );
-    Status::forbidden(message).with_details(details(r, Some(u32::try_from(retry_after).unwrap_or(30))))
+    Status::forbidden(message).with_details(details(r, Some(u32::try_from(retry_after).unwrap_or(30)))).with_code("ReviewPending")
 }
 
 /// The 403 for a review that was denied, spent by another request, or expired.
@@ -201,7 +201,12 @@ pub fn closed_status(r: &Review) -> Status {
         State::Spent => format!("hoop-kube review {}: its approval of {} was used by another identical request; run the command again to open a new review", r.id, r.summary),
         _ => format!("hoop-kube review {}: {} expired before it was decided; run the command again to open a new review", r.id, r.summary),
     };
-    Status::forbidden(message).with_details(details(r, None))
+    let code = match r.state {
+        State::Denied => "ReviewDenied",
+        State::Spent => "ReviewSpent",
+        _ => "ReviewExpired",
+    };
+    Status::forbidden(message).with_details(details(r, None)).with_code(code)
 }
 
 fn until(r: &Review) -> String {

@@ -26,7 +26,7 @@ impl Bed {
     pub async fn start(subjects: &[&str]) -> Bed {
         let idp = Idp::start().await;
         let dir = tempfile::tempdir().unwrap();
-        let users: Vec<User> = subjects.iter().map(|s| User { subject: s.to_string(), groups: vec![], context: format!("static-{s}") }).collect();
+        let users: Vec<User> = subjects.iter().map(|s| User { subject: s.to_string(), groups: vec![], context: format!("static-{s}"), agent: None }).collect();
         let issuer = Issuer::External { issuer: idp.issuer.clone(), tokens: Default::default() };
         let stack = demo::start(&dir.path().join("stack"), &users, issuer, "127.0.0.1:0".parse().unwrap()).await.expect("stack starts");
         let ca = std::fs::read_to_string(dir.path().join("stack/relay/ca.crt")).unwrap();

@@ -99,7 +99,7 @@ impl Relayed {
         let mut users = Vec::new();
         for s in subjects {
             tokens.insert(s.to_string(), idp.token(s, hoop_kube::demo::AUDIENCE, 3600).await);
-            users.push(hoop_kube::demo::User { subject: s.to_string(), groups: vec![], context: format!("as-{s}") });
+            users.push(hoop_kube::demo::User { subject: s.to_string(), groups: vec![], context: format!("as-{s}"), agent: None });
         }
         let issuer = hoop_kube::demo::Issuer::External { issuer: idp.issuer.clone(), tokens };
         let stack = hoop_kube::demo::start(dir.path(), &users, issuer, "127.0.0.1:0".parse().unwrap()).await.expect("the relayed stack starts");
@@ -304,11 +304,12 @@ pub struct PolicyBed {
     pub home: tempfile::TempDir,
 }
 
-/// alice (dev, context `as-alice`), agent-bot (dev, acting for alice, `as-agent`) and sam (sre,
-/// the reviewer, `as-sam`).
+/// alice (dev, context `as-alice`), the agent `bot` minted for alice (`as-agent`, a real agent
+/// credential that talks to the relay directly) and sam (sre, the reviewer, `as-sam`).
 pub fn team() -> Vec<hoop_kube::demo::User> {
-    let user = |subject: &str, group: &str, context: &str| hoop_kube::demo::User { subject: subject.into(), groups: vec![group.into()], context: context.into() };
-    vec![user("alice", "dev", "as-alice"), user("agent-bot", "dev", "as-agent"), user("sam", "sre", "as-sam")]
+    let user = |subject: &str, group: &str, context: &str| hoop_kube::demo::User { subject: subject.into(), groups: vec![group.into()], context: context.into(), agent: None };
+    let bot = hoop_kube::demo::User { agent: Some("bot".into()), ..user("alice", "dev", "as-agent") };
+    vec![user("alice", "dev", "as-alice"), bot, user("sam", "sre", "as-sam")]
 }
 
 impl PolicyBed {
@@ -345,8 +346,14 @@ impl Raw {
         let user = find("users", ctx["context"]["user"].as_str().unwrap());
         use ::base64::Engine as _;
         let ca = ::base64::engine::general_purpose::STANDARD.decode(cluster["cluster"]["certificate-authority-data"].as_str().unwrap()).unwrap();
-        let client = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap()).build().unwrap();
-        Raw { server: cluster["cluster"]["server"].as_str().unwrap().to_string(), token: user["user"]["token"].as_str().unwrap().to_string(), client }
+        let mut builder = reqwest::Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        // An agent context carries its own client certificate (it talks to the relay directly).
+        if let (Some(cert), Some(key)) = (user["user"]["client-certificate-data"].as_str(), user["user"]["client-key-data"].as_str()) {
+            let mut pem = ::base64::engine::general_purpose::STANDARD.decode(cert).unwrap();
+            pem.extend(::base64::engine::general_purpose::STANDARD.decode(key).unwrap());
+            builder = builder.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        Raw { server: cluster["cluster"]["server"].as_str().unwrap().to_string(), token: user["user"]["token"].as_str().unwrap().to_string(), client: builder.build().unwrap() }
     }
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
@@ -359,4 +366,12 @@ impl Raw {
         let h = resp.headers().clone();
         (code, h, resp.bytes().await.unwrap().to_vec())
     }
+}
+
+/// The static bearer token of `context`'s user in a bed's kubeconfig.
+pub fn token_of(kubeconfig: &Path, context: &str) -> String {
+    let k: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(kubeconfig).unwrap()).unwrap();
+    let find = |list: &str, name: &str| k[list].as_array().unwrap().iter().find(|e| e["name"] == name).unwrap().clone();
+    let ctx = find("contexts", context);
+    find("users", ctx["context"]["user"].as_str().unwrap())["user"]["token"].as_str().unwrap().to_string()
 }

@@ -1,0 +1,106 @@
+//! Agent sessions at the relay: minting, the per-request check, limits and the kill switch.
+//!
+//! An agent request carries an agent certificate (engineer as subject, agent and session as
+//! actor, [`crate::pki::subject_uri`]) and the relay-signed agent token for the same three
+//! names ([`crate::agent::token`]). [`Agents::authenticate`] checks both against each other and
+//! against the live session in the [`registry`]: a revoked, stopped or expired session is a 401
+//! from the next request on. What the agent may do is its engineer's policy narrowed
+//! ([`crate::policy::Policy::decide`]), then this session's [`limits`] ([`gate`]). Stopping a
+//! session also cuts what it has open ([`cut`]): watches, logs and exec streams end at once.
+
+pub mod api;
+pub mod cut;
+pub mod gate;
+pub mod limits;
+pub mod registry;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::authn::{TokenCache, Unauthenticated};
+use super::oidc::Identity;
+use crate::agent::token::SigningKey;
+use crate::pki::{Actor, CertSubject};
+
+/// The agents feature of one relay (`agents:` in relay.yaml).
+pub struct Agents {
+    pub registry: Arc<registry::Registry>,
+    pub key: SigningKey,
+    pub limiter: limits::Limiter,
+    /// The longest session minted.
+    pub max_ttl: Duration,
+    /// Groups that may list, revoke and stop everyone's agent sessions.
+    pub admins: Vec<String>,
+    /// The rate-limit state of each session (made on first use); its lock also serializes the
+    /// session's budget checks.
+    rates: Mutex<HashMap<String, Arc<Mutex<limits::RateState>>>>,
+}
+
+impl Agents {
+    pub fn new(registry: Arc<registry::Registry>, key: SigningKey, limiter: limits::Limiter, max_ttl: Duration, admins: Vec<String>) -> Self {
+        Agents { registry, key, limiter, max_ttl, admins, rates: Mutex::default() }
+    }
+
+    /// Whether `groups` holds an agents admin group.
+    pub fn is_admin(&self, groups: &[String]) -> bool {
+        groups.iter().any(|g| self.admins.contains(g))
+    }
+
+    /// The rate state of one session (made on first use).
+    pub fn rate_state(&self, session: &str) -> Arc<Mutex<limits::RateState>> {
+        let mut map = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.entry(session.to_string()).or_default().clone()
+    }
+
+    /// Check an agent certificate's actor and the bearer token against each other and against the
+    /// live session. The identity returned is the engineer's, as it was when the session was
+    /// minted, with the agent in `act.sub` and the session in `sid`.
+    pub fn authenticate(&self, token: &str, cert: &CertSubject, actor: &Actor, cache: &TokenCache) -> Result<(Identity, Arc<registry::Live>), Unauthenticated> {
+        let now = chrono::Utc::now();
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let (subject, agent, session) = match cache.get(&key) {
+            Some(id) => {
+                let sid = id.claims.get("sid").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                (id.subject.clone(), id.agent().unwrap_or_default().to_string(), sid)
+            }
+            None => {
+                let c = self.key.verify(token, now.timestamp()).map_err(Unauthenticated::BadAgentToken)?;
+                (c.subject, c.agent, c.session)
+            }
+        };
+        if subject != cert.subject || agent != actor.agent || session != actor.session {
+            return Err(Unauthenticated::AgentMismatch);
+        }
+        let live = self.registry.get(&session).ok_or(Unauthenticated::AgentSessionUnknown)?;
+        let info = live.info();
+        if info.subject != subject || info.agent != agent || info.cert_serial != cert.serial {
+            return Err(Unauthenticated::AgentMismatch);
+        }
+        if info.state != crate::agent::SessionState::Active {
+            return Err(Unauthenticated::AgentSessionEnded(ended_message(&info)));
+        }
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&info.not_after).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or(now);
+        let identity = Identity {
+            subject: info.subject.clone(),
+            username: info.username.clone(),
+            groups: info.groups.clone(),
+            expires_at,
+            claims: serde_json::json!({"sub": info.subject, "act": {"sub": info.agent}, "sid": info.id}),
+        };
+        cache.put(key, identity.clone());
+        Ok((identity, live))
+    }
+}
+
+/// Why an ended session no longer works, in one line.
+pub fn ended_message(info: &crate::agent::SessionInfo) -> String {
+    let by = info.ended_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+    let at = info.ended_at.as_deref().map(|t| format!(" at {t}")).unwrap_or_else(|| format!(" at {}", info.not_after));
+    format!("agent session {} of {} for {} was {}{by}{at}; mint a new one with `hoop-kube run --agent {}`", info.id, info.agent, info.username, info.state.as_str(), info.agent)
+}
