@@ -274,7 +274,7 @@ async fn stream(ep: &Endpoint, path: &str) -> R<(u64, f64)> {
 
 async fn in_process(report: &mut Report) -> R<()> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let users = vec![hoop_kube::demo::User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into() }];
+    let users = vec![hoop_kube::demo::User { subject: "alice".into(), groups: vec!["dev".into()], context: "demo-alice".into(), agent: None }];
     let stack = hoop_kube::demo::start(dir.path(), &users, hoop_kube::demo::Issuer::Dev, "127.0.0.1:0".parse().map_err(|_| "bad address")?)
         .await
         .map_err(|e| format!("starting the demo stack: {e}"))?;

@@ -12,7 +12,8 @@
 //! `Accept` negotiation, `Status`, the WebSocket channel and SPDY/3.1 codecs); [`pki`] —
 //! certificates and rustls configurations; [`sim`] — the Kubernetes API simulator that real
 //! kubectl 1.27–1.33 accepts, which is the test bed for everything else; [`cli`] — the command
-//! line.
+//! line; [`agent`] — AI agents as an engineer's delegated, narrowed, revocable identities (the
+//! relay's side is [`relay::agents`]).
 #![forbid(unsafe_code)]
 // `Status` is the error of every request handler: large, but only built on the (cold) error
 // path, and boxing it would cost an allocation on every refusal for no gain.

@@ -795,6 +795,7 @@ where
     }
     let optional = [
         ("agent:", &r.agent),
+        ("agent session:", &r.agent_session),
         ("client cert:", &r.client_cert_serial),
     ];
     for (k, v) in optional {

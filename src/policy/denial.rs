@@ -16,10 +16,15 @@ pub const CAUSE_REASON: &str = "HoopKubePolicy";
 /// the request in the words of the policy verb.
 #[must_use]
 pub fn describe(req: &Request<'_>) -> String {
-    let info = req.info;
+    describe_info(req.info, req.path)
+}
+
+/// [`describe`] from the parsed request and its raw path (used for non-resource requests).
+#[must_use]
+pub fn describe_info(info: &crate::kube::request_info::RequestInfo, path: &str) -> String {
     let verb = info.policy_verb();
     if !info.is_resource_request {
-        return format!("{verb} path {:?}", req.path);
+        return format!("{verb} path {path:?}");
     }
     let mut s = format!("{verb} {}", info.resource);
     if !info.api_group.is_empty() {

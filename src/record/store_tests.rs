@@ -557,3 +557,27 @@ fn a_newer_schema_is_refused_and_the_file_is_private() {
         Err(StoreError::SchemaTooNew { version: 99, .. })
     ));
 }
+
+#[tokio::test]
+async fn a_version_1_store_gains_the_agent_session_column_and_keeps_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.sqlite");
+    let old = rec(1);
+    {
+        let s = Store::open(&path, StoreConfig::default()).unwrap();
+        s.insert(old.clone()).await.unwrap();
+    }
+    // What a version 1 file looks like: no agent_session column.
+    let c = Connection::open(&path).unwrap();
+    c.execute_batch("ALTER TABLE records DROP COLUMN agent_session; PRAGMA user_version = 1;").unwrap();
+    drop(c);
+    let s = Store::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(s.get(&old.id).await.unwrap(), Some(old.clone()));
+    let mut agent = rec(2);
+    agent.agent = Some("bot".into());
+    agent.agent_session = Some("01890a5d-ac96-774b-bcce-b302099a8057".into());
+    s.insert(agent.clone()).await.unwrap();
+    assert_eq!(s.get(&agent.id).await.unwrap(), Some(agent));
+    let version: i64 = Connection::open(&path).unwrap().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+}

@@ -7,14 +7,13 @@
 //! tested with synthetic time. The registry ([`super::registry`]) keeps the counters durable.
 //!
 //! **Order on the request path.** [`precheck`] runs before the policy: the namespace limit, then
-//! the token bucket (a refused request costs no token for the namespaces check, but every request
-//! that passes the namespace check spends one, whatever the policy later says). [`charge_check`]
-//! runs after the policy let a request through and before it is forwarded: a mutating call
-//! (`create`, `update`, `patch`, `delete`, `deletecollection`, by [`RequestInfo::policy_verb`], so
-//! an exec's SPDY `POST` is not a write and a token request is; access and token reviews are
-//! not) is refused once the session has
-//! had `max_mutating` of them, a delete once it has had `max_deletes`; otherwise it says which
-//! counters to bump. A delete counts as mutating too.
+//! the token bucket (a request the namespace limit refuses spends no token; every other request
+//! spends one, whatever the policy then decides). [`charge_check`] runs after the policy let a
+//! request through and before it is forwarded. A mutating call — `create`, `update`, `patch`,
+//! `delete`, `deletecollection` by [`RequestInfo::policy_verb`], so an exec's SPDY `POST` is not
+//! one and a token request is; access and token reviews (`auth can-i`) store nothing and are not
+//! — is refused once the session has had `max_mutating` of them, a delete once it has had
+//! `max_deletes`; otherwise it says which counters to bump. A delete counts as mutating too.
 //!
 //! **What the agent reads.** 429 `TooManyRequests` with `details.retryAfterSeconds`, or 403
 //! `Forbidden`; both with the causes `{reason: "HoopKubeAgentLimit", field: "limit", message:
@@ -268,27 +267,13 @@ impl LimitRefusal {
     }
 }
 
-/// `delete pods "web" in namespace "prod"`, `list namespaces`, `get path "/version"`.
+/// The request in the policy's words ([`crate::policy::denial::describe_info`]), and
+/// "(cluster-wide)" for a resource request outside every namespace, which is what the namespace
+/// limit refuses.
 fn describe(info: &RequestInfo) -> String {
-    if !info.is_resource_request {
-        return format!("{} path {:?}", info.verb, crate::text::clip(&info.path, 120));
-    }
-    let mut s = format!("{} {}", info.policy_verb(), info.resource);
-    if !info.api_group.is_empty() {
-        s.push('.');
-        s.push_str(&info.api_group);
-    }
-    if !info.subresource.is_empty() {
-        s.push('/');
-        s.push_str(&info.subresource);
-    }
-    if !info.name.is_empty() {
-        s.push_str(&format!(" {:?}", info.name));
-    }
-    if info.namespace.is_empty() {
+    let mut s = crate::policy::denial::describe_info(info, &crate::text::clip(&info.path, 120));
+    if info.is_resource_request && info.namespace.is_empty() {
         s.push_str(" (cluster-wide)");
-    } else {
-        s.push_str(&format!(" in namespace {:?}", info.namespace));
     }
     s
 }
