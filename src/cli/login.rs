@@ -248,7 +248,7 @@ pub async fn run_credential(a: CredentialArgs) -> anyhow::Result<()> {
     let info = ExecInfo::parse_os(std::env::var_os("KUBERNETES_EXEC_INFO").as_deref())?;
     let deps = Deps::for_profile(&p).map_err(plain)?;
     // kubectl passed a terminal: a login (on stderr) if one is needed, then the new token.
-    let out = session::id_token(&p, &info, &deps).await?;
+    let out = session::id_token(&p, &info, &deps).await.map_err(plain)?;
     if let Some(warning) = client_cert::renew_or_keep(&p, &deps.store, out.token(), &deps.lock_dir).await.map_err(plain)? {
         eprintln!("hoop-kube: warning: {warning}");
     }

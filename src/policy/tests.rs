@@ -318,9 +318,11 @@ fn status_is_a_forbidden_kubectl_can_print() {
     );
     assert_eq!(s.details.causes[0].message, "no-exec-in-kube-system");
     assert_eq!(s.details.causes[0].reason, denial::CAUSE_REASON);
+    assert_eq!(s.code_cause(), Some("PolicyDenied"));
     let empty = policy("rules: []");
     let s = empty.decide(&user, &req).status(&req);
     assert!(s.message.contains("is not allowed by any rule"), "{}", s.message);
+    assert_eq!(s.code_cause(), Some("NoRuleAllows"));
     let info = request_info::parse(&Method::DELETE, "/apis/apps/v1/namespaces/prod/deployments/web", None).unwrap();
     let req = Request { info: &info, method: &Method::DELETE, path: "/apis/apps/v1/namespaces/prod/deployments/web", query: None, object: None };
     assert_eq!(denial::describe(&req), "delete deployments.apps \"web\" in namespace \"prod\"");

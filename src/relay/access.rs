@@ -35,7 +35,8 @@ impl Access {
             format!("forbidden: User \"{}\" cannot {} path \"{}\"", id.username, info.verb, info.path)
         };
         Err(Status::forbidden(format!("{what}: not in the hoop-kube relay's access list (ask the platform team to add you)"))
-            .with_details(StatusDetails { name: info.name.clone(), group: info.api_group.clone(), kind: info.resource.clone(), ..Default::default() }))
+            .with_details(StatusDetails { name: info.name.clone(), group: info.api_group.clone(), kind: info.resource.clone(), ..Default::default() })
+            .with_code("NotInAccessList"))
     }
 
     /// Whether a verified identity may use the relay at all: its user name or subject is listed,

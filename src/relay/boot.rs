@@ -131,8 +131,9 @@ pub async fn state(cfg: &RelayConfig) -> Result<(Arc<RelayState>, rustls::Server
             }
             let what = format!("agents.signing_key ({})", a.signing_key.display());
             let key = crate::agent::token::SigningKey::from_pem(&read_file(&a.signing_key, "agents.signing_key")?).map_err(|e| BootError::Material { what: what.clone(), reason: e.to_string() })?;
-            let registry = super::agents::registry::Registry::open(&a.store).map_err(|e| BootError::Material { what: format!("agents.store ({})", a.store.display()), reason: e.to_string() })?;
-            Some(Arc::new(super::agents::Agents::new(Arc::new(registry), key, a.limiter(), a.max_ttl(), a.admins.clone())))
+            let registry = Arc::new(super::agents::registry::Registry::open(&a.store).map_err(|e| BootError::Material { what: format!("agents.store ({})", a.store.display()), reason: e.to_string() })?);
+            super::agents::keep_in_sync(&registry);
+            Some(Arc::new(super::agents::Agents::new(registry, key, a.limiter(), a.max_ttl(), a.admins.clone())))
         }
     };
     let state = RelayState {

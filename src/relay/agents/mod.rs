@@ -98,6 +98,29 @@ impl Agents {
     }
 }
 
+/// How often the registry takes in what other relays sharing its file did (a revoke through one
+/// relay reaches the others within this).
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Keep `registry` in step with other relays sharing its file, for as long as the relay runs
+/// (the task holds only a weak reference and ends with the registry).
+pub fn keep_in_sync(registry: &Arc<registry::Registry>) {
+    let weak = Arc::downgrade(registry);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SYNC_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(registry) = weak.upgrade() else { break };
+            match tokio::task::spawn_blocking(move || registry.sync()).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "agent registry: took in sessions created or ended by another relay"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "agent registry: cannot read what other relays did; retrying"),
+                _ => {}
+            }
+        }
+    });
+}
+
 /// Why an ended session no longer works, in one line.
 pub fn ended_message(info: &crate::agent::SessionInfo) -> String {
     let by = info.ended_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
