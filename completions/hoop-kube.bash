@@ -1562,7 +1562,7 @@ _hoop__kube() {
             return 0
             ;;
         hoop__subcmd__kube__subcmd__reviews__subcmd__deny)
-            opts="-h -V --reason --kubeconfig --context --help --version"
+            opts="-h -V --reason --stop-agent --kubeconfig --context --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -178,7 +178,8 @@ complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -l reason -d 'Why (required; the requester sees it)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -l kubeconfig -d 'The kubeconfig (default: the first file of $KUBECONFIG, else ~/.kube/config)' -r -F
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -l context -d 'The kubeconfig context whose relay and identity to use (default: its current context)' -r
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -s h -l help -d 'Print help'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -l stop-agent -d 'Also stop the agent that made the request (its sessions for that engineer)'
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from deny" -s V -l version -d 'Print version'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from wait" -l timeout -d 'Give up after this many seconds (exit 1)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand reviews; and __fish_seen_subcommand_from wait" -l kubeconfig -d 'The kubeconfig (default: the first file of $KUBECONFIG, else ~/.kube/config)' -r -F

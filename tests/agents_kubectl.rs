@@ -463,3 +463,41 @@ exit 7"#,
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     drop(bed.stack);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reviewer_denies_an_agents_request_and_stops_the_agent() {
+    let policy = POLICY.replace(
+        "records:\n",
+        "    - name: agent-deletes-need-sre\n      match:\n        agent: present\n        verbs: [delete]\n      action: review\n      reviewers: [sre]\nreview:\n  hold_seconds: 1\nrecords:\n",
+    );
+    let b = PolicyBed::start(&common::team(), &policy).await;
+    let k = Kubectl::new("1.33", &b);
+    k.ok(&["--context", "as-alice", "run", "web", "--image=nginx"]).await;
+    // The agent's delete is held, then answered with what an agent framework needs to wait.
+    let raw = Raw::new(b.kubeconfig(), "as-agent");
+    let resp = raw.client.delete(format!("{}/api/v1/namespaces/default/pods/web", raw.server)).bearer_auth(&raw.token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 403);
+    let status: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(code_of(&status).as_deref(), Some("ReviewPending"), "{status}");
+    assert_eq!(cause(&status, "rule").as_deref(), Some("agent-deletes-need-sre"), "{status}");
+    assert!(status["details"]["retryAfterSeconds"].as_u64().is_some(), "{status}");
+    let review = cause(&status, "review").expect("the review id");
+    // sam denies it and stops the agent in one step.
+    let o = tokio::process::Command::new(EXE)
+        .args(["reviews", "deny", &review, "--reason", "not during the freeze", "--stop-agent", "--context", "as-sam", "--kubeconfig"])
+        .arg(b.kubeconfig())
+        .env("HOME", b.home.path())
+        .env_remove("KUBECONFIG")
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("denied") && out.contains("stopped agent session"), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    // The agent is cut off; the engineer is not, and nothing was deleted.
+    let (code, _, body) = raw.get("/api/v1/namespaces/default/pods", &[]).await;
+    let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, code_of(&status).as_deref()), (401, Some("AgentSessionEnded")), "{status}");
+    assert!(status["message"].as_str().unwrap().contains("stopped by sam"), "{status}");
+    k.ok(&["--context", "as-alice", "get", "pod", "web"]).await;
+    assert!(!b.requests().iter().any(|r| r["method"] == "DELETE"), "the held delete never reached the cluster");
+}

@@ -47,12 +47,18 @@ pub enum ReviewsAction {
         reason: Option<String>,
     },
     /// Deny a review; the held request gets a 403 with your reason.
+    ///
+    /// With --stop-agent, on a request an AI agent made: also stop every active session of that
+    /// agent for that engineer, at once (new requests refused, open watches, logs and exec cut).
     Deny {
         /// The review id (r-…).
         id: String,
         /// Why (required; the requester sees it).
         #[arg(long)]
         reason: String,
+        /// Also stop the agent that made the request (its sessions for that engineer).
+        #[arg(long)]
+        stop_agent: bool,
     },
     /// Wait until a review is decided (progress on stderr); exit 0 when approved, 1 otherwise.
     Wait {
@@ -83,9 +89,20 @@ pub async fn run(a: ReviewsArgs) -> anyhow::Result<()> {
             let r = c.approve(&id, reason.as_deref()).await?;
             println!("approved {}: {} (usable once until {})", r.id, r.summary, store::rfc3339(r.expires_at));
         }
-        ReviewsAction::Deny { id, reason } => {
+        ReviewsAction::Deny { id, reason, stop_agent: false } => {
             let r = c.deny(&id, &reason).await?;
             println!("denied {}: {}", r.id, r.summary);
+        }
+        ReviewsAction::Deny { id, reason, stop_agent: true } => {
+            let (r, stopped) = c.deny_and_stop_agent(&id, &reason).await?;
+            println!("denied {}: {}", r.id, r.summary);
+            let agent = r.agent.as_deref().unwrap_or("the agent");
+            if stopped.is_empty() {
+                println!("{agent} of {} had no active session to stop", r.username);
+            }
+            for s in stopped {
+                println!("stopped agent session {} ({} for {})", s.id, s.agent, s.username);
+            }
         }
         ReviewsAction::Wait { id, timeout } => {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);

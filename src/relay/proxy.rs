@@ -83,7 +83,7 @@ async fn prelude(state: &Arc<RelayState>, cert: Option<CertSubject>, req: Reques
         if let Some(agent) = who.identity().agent().filter(|_| req.method() != http::Method::GET) {
             return Err(Status::forbidden(format!("agent {agent:?} cannot approve or deny reviews: a human reviewer decides (the agent may read a review's state)")).with_code("AgentNotAllowed"));
         }
-        return Ok(Prelude::Answered(crate::review::api::handle(state.reviews.as_deref(), &who, req).await));
+        return Ok(Prelude::Answered(crate::review::api::handle(state.reviews.as_deref(), state.agents.as_deref(), &who, req).await));
     }
     if super::agents::api::is_api_path(req.uri().path()) {
         return Ok(Prelude::Answered(super::agents::api::handle(state, &who, req).await));

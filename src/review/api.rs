@@ -77,11 +77,15 @@ pub fn may_decide(r: &Review, c: &Caller<'_>) -> Result<(), Status> {
 struct DecisionBody {
     #[serde(default)]
     reason: Option<String>,
+    /// On a deny of an agent's request: also stop every active session of that agent for that
+    /// engineer (the reviewer's kill switch; see [`crate::relay::agents`]).
+    #[serde(default, rename = "stopAgent")]
+    stop_agent: bool,
 }
 
 /// Serve one API request.
-pub async fn handle(reviews: Option<&Reviews>, who: &Authenticated, req: Request<Incoming>) -> Response<Body> {
-    match serve(reviews, who, req).await {
+pub async fn handle(reviews: Option<&Reviews>, agents: Option<&crate::relay::agents::Agents>, who: &Authenticated, req: Request<Incoming>) -> Response<Body> {
+    match serve(reviews, agents, who, req).await {
         Ok(r) => r,
         Err(s) => {
             tracing::info!(subject = %who.identity().subject, code = s.code, message = %s.message, "reviews API refused");
@@ -90,7 +94,7 @@ pub async fn handle(reviews: Option<&Reviews>, who: &Authenticated, req: Request
     }
 }
 
-async fn serve(reviews: Option<&Reviews>, who: &Authenticated, req: Request<Incoming>) -> Result<Response<Body>, Status> {
+async fn serve(reviews: Option<&Reviews>, agents: Option<&crate::relay::agents::Agents>, who: &Authenticated, req: Request<Incoming>) -> Result<Response<Body>, Status> {
     let Some(reviews) = reviews else {
         return Err(Status::failure(404, "NotFound", "this relay has no reviews: its policy has no review rules and relay.yaml has no review section"));
     };
@@ -125,12 +129,25 @@ async fn serve(reviews: Option<&Reviews>, who: &Authenticated, req: Request<Inco
             if reason.as_ref().is_some_and(|s| s.len() > 1000 || s.contains(['\n', '\r'])) {
                 return Err(Status::bad_request("the reason must be one line of at most 1000 bytes"));
             }
+            // Checked before anything is decided, so a refused stop decides nothing either.
+            let stop = match (body.stop_agent, approve, &r.agent, agents) {
+                (false, _, _, _) => None,
+                (true, true, _, _) => return Err(Status::bad_request("stopAgent goes with a deny, not an approval")),
+                (true, false, None, _) => return Err(Status::bad_request(format!("hoop-kube review {}: the request was not made by an agent; there is no agent to stop", r.id))),
+                (true, false, Some(_), None) => return Err(Status::failure(404, "NotFound", "agent sessions are not enabled on this relay")),
+                (true, false, Some(agent), Some(agents)) => Some((agents, agent.clone())),
+            };
             match reviews.store().decide(&r.id, approve, &id.username, reason, now, reviews.ttl_seconds()).await.map_err(store_err)? {
                 Decided::Done(d) => {
                     tracing::info!(review = %d.id, by = %id.username, state = d.state.as_str(), "review decided");
                     reviews.wake(&d.id);
                     reviews.notify_webhook(Event::Closed, &d);
-                    Ok(respond::json(200, &serde_json::to_value(&d).unwrap_or_default()))
+                    let mut answer = serde_json::to_value(&d).unwrap_or_default();
+                    if let Some((agents, agent)) = stop {
+                        let stopped = crate::relay::agents::api::stop_sessions(agents, Some(d.subject.clone()), &agent, &id.username).await?;
+                        answer["stoppedAgentSessions"] = serde_json::to_value(&stopped).unwrap_or_default();
+                    }
+                    Ok(respond::json(200, &answer))
                 }
                 Decided::NotPending(d) => {
                     let by = d.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();

@@ -335,6 +335,18 @@ impl Client {
     pub async fn deny(&self, id: &str, reason: &str) -> Result<Review, ClientError> {
         self.call(reqwest::Method::POST, &format!("/{id}/deny"), Some(serde_json::json!({ "reason": reason }))).await
     }
+
+    /// Deny a review of an agent's request and stop every active session of that agent for
+    /// that engineer; returns the review and the sessions stopped.
+    ///
+    /// # Errors
+    /// See [`ClientError`].
+    pub async fn deny_and_stop_agent(&self, id: &str, reason: &str) -> Result<(Review, Vec<crate::agent::SessionInfo>), ClientError> {
+        let answer: serde_json::Value = self.call(reqwest::Method::POST, &format!("/{id}/deny"), Some(serde_json::json!({ "reason": reason, "stopAgent": true }))).await?;
+        let bad = |e: serde_json::Error| ClientError::Refused { code: 200, message: format!("the relay's answer is not a review: {e}") };
+        let stopped = serde_json::from_value(answer.get("stoppedAgentSessions").cloned().unwrap_or_default()).unwrap_or_default();
+        Ok((serde_json::from_value(answer).map_err(bad)?, stopped))
+    }
 }
 
 /// A non-200 answer as [`ClientError::Refused`]: the `Status` message, else the start of the body.

@@ -177,10 +177,16 @@ async fn stop(agents: &Agents, who: &Authenticated, req: StopRequest) -> Result<
         None if admin => None,
         None => Some(id.subject.clone()),
     };
-    let targets: Vec<SessionInfo> = agents.registry.list(&Filter { subject, agent: Some(req.agent.clone()) }).into_iter().filter(|s| s.state == SessionState::Active).collect();
+    stop_sessions(agents, subject, &req.agent, &id.username).await
+}
+
+/// Stop every active session of `agent` (of one engineer, or of everyone): new requests get a
+/// 401 and open streams are cut. Also the reviews API's kill switch (`stopAgent` on a deny).
+pub async fn stop_sessions(agents: &Agents, subject: Option<String>, agent: &str, by: &str) -> Result<Vec<SessionInfo>, Status> {
+    let targets: Vec<SessionInfo> = agents.registry.list(&Filter { subject, agent: Some(agent.to_string()) }).into_iter().filter(|s| s.state == SessionState::Active).collect();
     let mut stopped = Vec::new();
     for s in targets {
-        stopped.push(end(agents, &s.id, SessionState::Stopped, &id.username).await?);
+        stopped.push(end(agents, &s.id, SessionState::Stopped, by).await?);
     }
     Ok(stopped)
 }
