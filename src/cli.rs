@@ -78,7 +78,7 @@ pub enum Command {
     ///
     /// What this guards against: a careless agent running as your own OS user. It never gets
     /// your ID token, refresh token or client key, and `hoop-kube credential`, `login`, `run` and
-    /// `agents mint` refuse to run inside its session. It does not stop a hostile agent: one
+    /// `agents` refuse to act with your credentials inside its session. It does not stop a hostile agent: one
     /// running as your user can still read your keyring and your files, or unset the variable.
     /// Run such an agent in a container or under another OS user, and give it only the
     /// kubeconfig of `hoop-kube agents mint`.

@@ -407,6 +407,7 @@ k="{kubectl} --cache-dir {cache}"
 $k get pods > {out}/pods.txt 2>&1; echo $? > {out}/pods.code
 $k get secrets > {out}/secrets.txt 2>&1; echo $? > {out}/secrets.code
 {exe} credential --profile alice > {out}/credential.txt 2>&1; echo $? > {out}/credential.code
+{exe} agents list --profile alice > {out}/agents.txt 2>&1; echo $? > {out}/agents.code
 cp "$KUBECONFIG" {out}/copied.kubeconfig
 echo "$KUBECONFIG" > {out}/kubeconfig.path
 echo "$HOOP_KUBE_AGENT_SESSION" > {out}/session
@@ -428,6 +429,8 @@ exit 7"#,
     assert_ne!(read("credential.code").trim(), "0");
     assert!(read("credential.txt").contains("agent session"), "{}", read("credential.txt"));
     assert!(!read("credential.txt").contains("\"token\""), "no token printed: {}", read("credential.txt"));
+    assert_ne!(read("agents.code").trim(), "0", "nor does it act as the engineer: {}", read("agents.txt"));
+    assert!(read("agents.txt").contains("agent session"), "{}", read("agents.txt"));
     // The private kubeconfig is gone, and a copy of it no longer works.
     let private = PathBuf::from(read("kubeconfig.path").trim());
     assert!(!private.exists(), "{} should be deleted", private.display());

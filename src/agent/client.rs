@@ -101,7 +101,8 @@ pub struct InAgentSession {
     pub session: String,
 }
 
-/// The guard of `hoop-kube credential`, `login`, `run` and `agents mint`: refuse when
+/// The guard of `hoop-kube credential`, `login`, `run`, `agents …` (every command that would act
+/// with the engineer's own profile credentials): refuse when
 /// [`SESSION_ENV`] is set (and not empty). It protects against a careless agent, not a hostile
 /// one, which can unset the variable (see `hoop-kube run --help`).
 pub fn refuse_in_agent_session() -> Result<(), InAgentSession> {
@@ -342,6 +343,8 @@ impl AgentApi {
     /// profile's secret store. The relay is trusted by the profile's pin.
     pub async fn for_profile(profile: &Profile, interactive: bool, mut warn: impl FnMut(&str)) -> Result<Self, AgentClientError> {
         use crate::login::{client_cert, exec_credential::ExecInfo, refresh::Deps, session};
+        // No command acts with the engineer's own credentials inside an agent session.
+        refuse_in_agent_session().map_err(engineer)?;
         let pin = profile.relay_ca_sha256.clone().ok_or_else(|| {
             AgentClientError::Engineer(format!("profile \"{0}\" has no relay CA pin; run: hoop-kube login --profile {0} --relay-ca-sha256 HEX", profile.name))
         })?;

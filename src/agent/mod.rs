@@ -19,8 +19,8 @@ pub const API_PATH: &str = "/hoop-kube/v1/agents";
 /// `apiVersion` of every agents API object.
 pub const API_VERSION: &str = "hoop-kube.dev/v1";
 /// Set in the environment of a command run by `hoop-kube run --agent`: the agent session id.
-/// `hoop-kube credential`, `login` and `agents mint` refuse to hand an engineer's credentials to
-/// a process that carries it (a careless agent reaching for the engineer's own profile).
+/// `hoop-kube credential`, `login`, `run` and `agents` refuse to hand out or act with an
+/// engineer's credentials in a process that carries it (a careless agent reaching for the engineer's own profile).
 pub const SESSION_ENV: &str = "HOOP_KUBE_AGENT_SESSION";
 /// The longest agent name.
 pub const MAX_NAME_LEN: usize = 63;
