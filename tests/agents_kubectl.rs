@@ -164,6 +164,14 @@ async fn an_agent_is_its_engineer_narrowed_and_named_everywhere() {
     let listed = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && listed.contains("bot (for alice)") && !listed.contains("\n  alice  "), "{listed}{}", String::from_utf8_lossy(&o.stderr));
 
+    // The agent reads its own session's records only, never alice's others.
+    let (code, _, body) = raw.get("/hoop-kube/v1/records", &[]).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert!(!items.is_empty() && items.iter().all(|r| r["agentSession"] == session.as_str()), "{list}");
+    let (code, _, _) = raw.get("/hoop-kube/v1/records?user=sam", &[]).await;
+    assert_eq!(code, 403);
     // An agent cannot mint agents, extend itself or stop others.
     let (code, _, body) = raw.get("/hoop-kube/v1/agents", &[]).await;
     assert_eq!(code, 403, "{}", String::from_utf8_lossy(&body));

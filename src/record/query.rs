@@ -223,6 +223,7 @@ fn list_or_watch(p: Params, now: i64) -> Result<Route, QueryError> {
     let filter = RecordFilter {
         user: text("user"),
         agent: text("agent"),
+        agent_session: text("agentSession"),
         since: time("since")?,
         until: time("until")?,
         verb: text("verb"),
@@ -350,6 +351,10 @@ impl RecordFilter {
                 .agent
                 .as_deref()
                 .is_none_or(|a| r.agent.as_deref() == Some(a))
+            && self
+                .agent_session
+                .as_deref()
+                .is_none_or(|a| r.agent_session.as_deref() == Some(a))
             && self.since.is_none_or(|s| r.received >= s)
             && self.until.is_none_or(|u| r.received < u)
             && eq(&self.verb, &r.verb)

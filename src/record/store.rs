@@ -133,6 +133,8 @@ pub struct RecordFilter {
     /// Matches the user name or the subject.
     pub user: Option<String>,
     pub agent: Option<String>,
+    /// One agent session's records (an agent reading the records API sees only its own).
+    pub agent_session: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub verb: Option<String>,
@@ -153,6 +155,7 @@ impl Default for RecordFilter {
         RecordFilter {
             user: None,
             agent: None,
+            agent_session: None,
             since: None,
             until: None,
             verb: None,
@@ -273,8 +276,9 @@ impl std::fmt::Debug for Store {
 }
 
 /// Create the file `0600` if it does not exist (SQLite takes an empty file as a new database
-/// and gives its `-wal`/`-shm` files the same mode).
-fn create_private(path: &Path) -> std::io::Result<()> {
+/// and gives its `-wal`/`-shm` files the same mode). The agent registry's file is made the same
+/// way.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]

@@ -62,6 +62,7 @@ CREATE INDEX IF NOT EXISTS records_by_time ON records (received_us);
 CREATE INDEX IF NOT EXISTS records_by_subject ON records (subject, received_us);
 CREATE INDEX IF NOT EXISTS records_by_username ON records (username, received_us);
 CREATE INDEX IF NOT EXISTS records_by_agent ON records (agent, received_us) WHERE agent IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_by_agent_session ON records (agent_session, received_us) WHERE agent_session IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_by_verb ON records (verb, received_us);
 CREATE INDEX IF NOT EXISTS records_by_resource ON records (resource, received_us);
 CREATE INDEX IF NOT EXISTS records_by_namespace ON records (namespace, received_us);
@@ -305,10 +306,11 @@ pub(super) fn list(c: &Connection, f: &RecordFilter) -> rusqlite::Result<Vec<Rec
     let text = |v: &Option<String>| v.clone().map(Value::from);
     let decision = f.decision.map(|d| Value::from(d.as_str().to_string()));
     let user = text(&f.user);
-    let filters: [(&str, Option<Value>); 10] = [
+    let filters: [(&str, Option<Value>); 11] = [
         ("username = ?", user.clone()),
         ("subject = ?", user),
         ("agent = ?", text(&f.agent)),
+        ("agent_session = ?", text(&f.agent_session)),
         ("verb = ?", text(&f.verb)),
         ("resource = ?", text(&f.resource)),
         ("namespace = ?", text(&f.namespace)),

@@ -569,7 +569,7 @@ async fn a_version_1_store_gains_the_agent_session_column_and_keeps_its_records(
     }
     // What a version 1 file looks like: no agent_session column.
     let c = Connection::open(&path).unwrap();
-    c.execute_batch("ALTER TABLE records DROP COLUMN agent_session; PRAGMA user_version = 1;").unwrap();
+    c.execute_batch("DROP INDEX records_by_agent_session; ALTER TABLE records DROP COLUMN agent_session; PRAGMA user_version = 1;").unwrap();
     drop(c);
     let s = Store::open(&path, StoreConfig::default()).unwrap();
     assert_eq!(s.get(&old.id).await.unwrap(), Some(old.clone()));

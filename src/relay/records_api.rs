@@ -43,16 +43,28 @@ struct Reader<'a> {
     subject: &'a str,
     username: &'a str,
     auditor: bool,
+    /// For an agent: its session. An agent reads its own session's records only, never its
+    /// engineer's others (nor everyone's, whatever the engineer's groups).
+    agent_session: Option<&'a str>,
 }
 
 impl Reader<'_> {
     fn may_read(&self, r: &Record) -> bool {
-        self.auditor || r.subject == self.subject
+        match self.agent_session {
+            Some(s) => r.agent_session.as_deref() == Some(s),
+            None => self.auditor || r.subject == self.subject,
+        }
     }
 
     /// Narrow a filter to what this reader may see.
     fn narrow(&self, filter: &mut RecordFilter) -> Result<(), Status> {
-        if self.auditor {
+        if let Some(s) = self.agent_session {
+            if filter.agent_session.as_deref().is_some_and(|f| f != s) {
+                return Err(Status::forbidden("an agent may read its own session's records only"));
+            }
+            filter.agent_session = Some(s.to_string());
+        }
+        if self.auditor && self.agent_session.is_none() {
             return Ok(());
         }
         match filter.user.as_deref() {
@@ -79,7 +91,8 @@ fn store_err(e: crate::record::StoreError) -> Status {
 
 async fn serve(records: &Records, who: &Authenticated, req: &Request<Incoming>) -> Result<Response<Body>, Status> {
     let id = who.identity();
-    let reader = Reader { subject: &id.subject, username: &id.username, auditor: records.is_auditor(&id.groups) };
+    let agent_session = who.agent_session().map(|l| l.id());
+    let reader = Reader { subject: &id.subject, username: &id.username, auditor: records.is_auditor(&id.groups), agent_session };
     let route = query::route(req.method(), req.uri().path(), req.uri().query(), now_micros())
         .map_err(|e| Status::failure(e.code(), if e.code() == 404 { "NotFound" } else { "BadRequest" }, format!("records API: {e}")))?
         .ok_or_else(|| not_found("route", req.uri().path()))?;
@@ -185,7 +198,7 @@ mod tests {
 
     #[test]
     fn readers_are_narrowed_to_their_own_records() {
-        let r = Reader { subject: "sub-alice", username: "alice", auditor: false };
+        let r = Reader { subject: "sub-alice", username: "alice", auditor: false, agent_session: None };
         let mut f = RecordFilter::default();
         r.narrow(&mut f).unwrap();
         assert_eq!(f.user.as_deref(), Some("sub-alice"));
@@ -194,12 +207,28 @@ mod tests {
         assert_eq!(f.user.as_deref(), Some("sub-alice"));
         let mut f = RecordFilter { user: Some("bob".into()), ..RecordFilter::default() };
         assert_eq!(r.narrow(&mut f).unwrap_err().code, 403);
-        let auditor = Reader { subject: "sub-sam", username: "sam", auditor: true };
+        let auditor = Reader { subject: "sub-sam", username: "sam", auditor: true, agent_session: None };
         let mut f = RecordFilter { user: Some("bob".into()), ..RecordFilter::default() };
         auditor.narrow(&mut f).unwrap();
         assert_eq!(f.user.as_deref(), Some("bob"));
         let mine = Record { subject: "sub-alice".into(), ..Record::default() };
         let theirs = Record { subject: "sub-bob".into(), ..Record::default() };
         assert!(r.may_read(&mine) && !r.may_read(&theirs) && auditor.may_read(&theirs));
+    }
+
+    #[test]
+    fn an_agent_reads_its_own_session_only_even_for_an_auditor() {
+        let agent = Reader { subject: "sub-sam", username: "sam", auditor: true, agent_session: Some("s-1") };
+        let mut f = RecordFilter::default();
+        agent.narrow(&mut f).unwrap();
+        assert_eq!((f.user.as_deref(), f.agent_session.as_deref()), (Some("sub-sam"), Some("s-1")));
+        let mut f = RecordFilter { user: Some("bob".into()), ..RecordFilter::default() };
+        assert_eq!(agent.narrow(&mut f).unwrap_err().code, 403);
+        let mut f = RecordFilter { agent_session: Some("s-2".into()), ..RecordFilter::default() };
+        assert_eq!(agent.narrow(&mut f).unwrap_err().code, 403);
+        let own = Record { subject: "sub-sam".into(), agent_session: Some("s-1".into()), ..Record::default() };
+        let engineer = Record { subject: "sub-sam".into(), ..Record::default() };
+        let other = Record { subject: "sub-sam".into(), agent_session: Some("s-2".into()), ..Record::default() };
+        assert!(agent.may_read(&own) && !agent.may_read(&engineer) && !agent.may_read(&other));
     }
 }

@@ -8,8 +8,6 @@
 //! table, `agent_sessions`, keyed by session id, times in Unix µs, groups as a JSON array, state
 //! `active` | `revoked` | `stopped` (expiry is computed, never stored), and the counters.
 
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, Row};
 
@@ -43,18 +41,7 @@ CREATE INDEX agent_sessions_by_not_after ON agent_sessions (not_after_us);
 
 pub(super) const COLUMNS: &str = "id, agent, subject, username, groups, created_us, not_after_us, state, ended_us, ended_by, command, cert_serial, requests, mutating, deletes";
 
-/// Create the file `0600` if it does not exist (SQLite gives its `-wal`/`-shm` the same mode).
-pub(super) fn create_private(path: &Path) -> std::io::Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    match o.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+pub(super) use crate::record::store::create_private;
 
 pub(super) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
