@@ -467,6 +467,17 @@ exit 7"#,
     let o = ci.run(&["get", "pods"]).await;
     refused(&o, "a stopped minted credential");
     assert!(o.stderr.contains("was stopped by alice"), "{o:?}");
+    // `agents revoke ID` ends one session by its id.
+    let second = bed.dir.path().join("second");
+    let o = bed.hoop_kube(&["agents", "mint", "--agent", "ci-bot", "--profile", "alice", "--out"]).arg(&second).output().await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bed.hoop_kube(&["agents", "list", "--agent", "ci-bot", "--profile", "alice", "-o", "json"]).output().await.unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let active: Vec<&str> = list["items"].as_array().unwrap().iter().filter(|s| s["state"] == "active").filter_map(|s| s["id"].as_str()).collect();
+    assert_eq!(active.len(), 1, "{list}");
+    let o = bed.hoop_kube(&["agents", "revoke", active[0], "--profile", "alice"]).output().await.unwrap();
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(active[0]), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_status(&second.join("kubeconfig"), 401, "AgentSessionEnded", "was revoked by alice").await;
     // The engineer's own kubeconfig still works.
     let mut k = kubectl_with(&bed.kubeconfig);
     k.cache = tempfile::tempdir().unwrap();
