@@ -325,39 +325,61 @@ async fn agents_stop_cuts_logs_and_exec_at_once() {
     let k = Kubectl::new("1.33", &b);
     k.ok(&["--context", "as-alice", "run", "ticker", "--image=busybox", "--", "sh", "-c", "while true; do echo tick; sleep 1; done"]).await;
     let (minted, _key, kubeconfig) = mint(&b, "bot").await;
-    let agent = kubectl_with(&kubeconfig);
 
-    let mut logs = agent.cmd(&["logs", "-f", "ticker"]);
-    let mut logs = logs.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let mut exec = agent.cmd(&["exec", "-i", "ticker", "--", "sh"]);
-    let mut exec = exec.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    // Both are running: logs has printed, exec answers.
-    let mut out = tokio::io::BufReader::new(logs.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)).await.expect("logs -f prints").unwrap();
-    assert_eq!(line, "tick\n");
-    let mut stdin = exec.stdin.take().unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"echo alive\n").await.unwrap();
-    let mut exec_out = tokio::io::BufReader::new(exec.stdout.take().unwrap());
-    let mut got = String::new();
-    tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncBufReadExt::read_line(&mut exec_out, &mut got)).await.expect("exec answers").unwrap();
-    assert_eq!(got, "alive\n");
+    // kubectl 1.27 execs over SPDY, 1.33 over WebSocket; both run `logs -f` and `exec -i`.
+    let mut running = Vec::new();
+    for minor in ["1.27", "1.33"] {
+        let mut k = kubectl_with(&kubeconfig);
+        k.bin = common::kubectl(minor);
+        let mut logs = k.cmd(&["logs", "-f", "ticker"]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut exec = k.cmd(&["exec", "-i", "ticker", "--", "sh"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // Both are running: logs has printed, exec answers.
+        let mut out = tokio::io::BufReader::new(logs.stdout.take().unwrap());
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncBufReadExt::read_line(&mut out, &mut line)).await.expect("logs -f prints").unwrap();
+        assert_eq!(line, "tick\n", "kubectl {minor}");
+        let mut stdin = exec.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, b"echo alive\n").await.unwrap();
+        let mut exec_out = tokio::io::BufReader::new(exec.stdout.take().unwrap());
+        let mut got = String::new();
+        tokio::time::timeout(Duration::from_secs(20), tokio::io::AsyncBufReadExt::read_line(&mut exec_out, &mut got)).await.expect("exec answers").unwrap();
+        assert_eq!(got, "alive\n", "kubectl {minor}");
+        running.push((minor, logs, exec, stdin, out, exec_out, k));
+    }
 
     // sam (an agents admin) stops every session of `bot`.
     let stopped = sam_api(&b).stop(&hoop_kube::agent::StopRequest { agent: "bot".into(), subject: None }).await.unwrap();
     assert!(stopped.items.iter().any(|s| s.id == minted.session.id && s.ended_by.as_deref() == Some("sam")), "{stopped:?}");
-    // Both streams end at once, though stdin is still open and the pod still ticks.
-    let logs_done = tokio::time::timeout(Duration::from_secs(10), logs.wait()).await.expect("logs -f was cut").unwrap();
-    let exec_done = tokio::time::timeout(Duration::from_secs(10), exec.wait()).await.expect("exec was cut").unwrap();
-    assert!(!exec_done.success(), "exec ended with an error: {exec_done:?}");
-    let _ = logs_done;
-    drop(stdin);
-    // And the credential is dead.
-    let o = agent.run(&["get", "pods"]).await;
+    // Every stream ends at once, though stdin is still open and the pod still ticks.
+    let mut kubectls = Vec::new();
+    for (minor, mut logs, mut exec, stdin, _out, _exec_out, k) in running {
+        kubectls.push(k);
+        tokio::time::timeout(Duration::from_secs(10), logs.wait()).await.unwrap_or_else(|_| panic!("kubectl {minor} logs -f was not cut")).unwrap();
+        let exec_done = tokio::time::timeout(Duration::from_secs(10), exec.wait()).await.unwrap_or_else(|_| panic!("kubectl {minor} exec was not cut")).unwrap();
+        // Over WebSocket kubectl reports the cut as an error. Over SPDY (kubectl ≤ 1.29) it takes
+        // a closed connection for the end of the command and exits 0: the cut still happened
+        // (it ended within the timeout while its stdin was open), but only the agent's next
+        // request tells it why.
+        if minor != "1.27" {
+            assert!(!exec_done.success(), "kubectl {minor} exec ended with an error: {exec_done:?}");
+        }
+        drop(stdin);
+    }
+    // And the credential is dead: kubectl (with a warm discovery cache) prints why.
+    let warm = kubectls.last().expect("two versions");
+    let o = warm.run(&["get", "pods"]).await;
     refused(&o, "a stopped session's request");
     assert!(o.stderr.contains("was stopped by sam"), "{o:?}");
+    assert_status(&kubeconfig, 401, "AgentSessionEnded", "was stopped by sam").await;
     // The engineer is not affected.
     k.ok(&["--context", "as-alice", "get", "pods"]).await;
+    // The exec sessions' records end as stopped.
+    let alice = Raw::new(b.kubeconfig(), "as-alice");
+    let (_, _, body) = alice.get(&format!("/hoop-kube/v1/records?agentSession={}", minted.session.id), &[]).await;
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let execs: Vec<_> = list["items"].as_array().unwrap().iter().filter(|r| r["subresource"] == "exec").collect();
+    assert_eq!(execs.len(), 2, "{list}");
+    assert!(execs.iter().all(|r| r["completed"].is_string()), "the exec records are completed: {list}");
 }
 
 /// What the relay answers an agent kubeconfig's credential now: code, reason code, message.

@@ -1,7 +1,7 @@
 //! The records API's wire types: routes, query parameters and responses.
 //!
 //! Routes (GET only; HEAD is not served):
-//! - `/hoop-kube/v1/records?user=&agent=&since=&until=&verb=&resource=&namespace=&decision=&kubectlSession=&limit=&format=`
+//! - `/hoop-kube/v1/records?user=&agent=&agentSession=&since=&until=&verb=&resource=&namespace=&decision=&kubectlSession=&limit=&format=`
 //!   → a [`RecordList`] newest first (`format=audit`: an `audit.k8s.io/v1` `EventList`).
 //! - `/hoop-kube/v1/records?watch=1&…filters…` → newline-delimited JSON [`WatchLine`]s of the
 //!   live feed, filtered; `since` first lists what matched since then (oldest first), then
@@ -164,9 +164,10 @@ fn bad(param: &str, reason: &'static str) -> QueryError {
     }
 }
 
-const FILTERS: [&str; 9] = [
+const FILTERS: [&str; 10] = [
     "user",
     "agent",
+    "agentSession",
     "since",
     "until",
     "verb",
