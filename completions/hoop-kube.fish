@@ -74,7 +74,7 @@ complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -l no-fo
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand credential" -s V -l version -d 'Print version'
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -l agent -d 'The agent\'s name: lower-case letters, digits, \'-\' and \'.\' (at most 63), e.g. claude-code. Policy rules can match it; records show it beside your name' -r
-complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -l ttl -d 'How long the credential may live at most (30m, 1h, 90s, 2h30m; 1m to 7d). The relay may cap it (its agents.max_ttl, and never beyond your own certificate); it is revoked anyway when COMMAND exits' -r
+complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -l ttl -d 'How long the credential may live at most (30m, 1h, 90s, 2h30m; 1m to 7d). The relay may cap it (its agents.max_ttl_minutes, and never beyond your own certificate); it is revoked anyway when COMMAND exits' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -l profile -d 'The profile: one relay and one identity (several can live side by side)' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -s n -l namespace -d 'The default namespace of the agent\'s kubeconfig context' -r
 complete -c hoop-kube -n "__fish_hoop_kube_using_subcommand run" -s q -l quiet -d 'Do not print the session line on stderr before COMMAND starts'

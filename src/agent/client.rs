@@ -44,7 +44,7 @@ pub const MAX_ANSWER: usize = 4 << 20;
 pub const MAX_COMMAND_BYTES: usize = 256;
 /// The shortest agent session the relay grants.
 pub const MIN_TTL: Duration = Duration::from_secs(60);
-/// The longest `--ttl` accepted (the relay caps it further: its `agents.max_ttl` and the
+/// The longest `--ttl` accepted (the relay caps it further: its `agents.max_ttl_minutes` and the
 /// engineer's own certificate).
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 

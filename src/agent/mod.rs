@@ -62,7 +62,7 @@ pub fn check_name(name: &str) -> Result<(), NameError> {
 pub struct MintRequest {
     /// The agent's name ([`check_name`]).
     pub agent: String,
-    /// The lifetime wanted; capped by the relay (its `agents.max_ttl` and the engineer's own
+    /// The lifetime wanted; capped by the relay (its `agents.max_ttl_minutes` and the engineer's own
     /// certificate expiry). At least 60.
     pub ttl_seconds: u64,
     /// A PEM `CERTIFICATE REQUEST` for a key made on the client; only its public key is used.

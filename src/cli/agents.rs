@@ -29,7 +29,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME", value_parser = parse_agent)]
     pub agent: String,
     /// How long the credential may live at most (30m, 1h, 90s, 2h30m; 1m to 7d). The relay may
-    /// cap it (its agents.max_ttl, and never beyond your own certificate); it is revoked anyway
+    /// cap it (its agents.max_ttl_minutes, and never beyond your own certificate); it is revoked anyway
     /// when COMMAND exits.
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_TTL, value_parser = parse_ttl)]
     pub ttl: Duration,
