@@ -402,7 +402,7 @@ async fn run_relay(a: RelayArgs) -> anyhow::Result<()> {
         let created = crate::relay::pki_init::init(&opts)?;
         println!("hoop-kube relay pki init: wrote ca.crt, ca.key, relay.crt and relay.key in {}", created.dir.display());
         println!("CA fingerprint (SHA-256): {}", created.fingerprint);
-        println!("Keep ca.key secret. Add to relay.yaml:\n");
+        println!("Keep ca.key and agent-signing.key secret (anyone holding them can mint credentials). Add to relay.yaml:\n");
         print!("{}", created.snippet());
         return Ok(());
     }
