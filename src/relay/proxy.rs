@@ -80,9 +80,6 @@ async fn prelude(state: &Arc<RelayState>, cert: Option<CertSubject>, req: Reques
     })?;
     refuse_identity_headers(req.headers())?;
     if crate::review::api::is_api_path(req.uri().path()) {
-        if let Some(agent) = who.identity().agent().filter(|_| req.method() != http::Method::GET) {
-            return Err(Status::forbidden(format!("agent {agent:?} cannot approve or deny reviews: a human reviewer decides (the agent may read a review's state)")).with_code("AgentNotAllowed"));
-        }
         return Ok(Prelude::Answered(crate::review::api::handle(state.reviews.as_deref(), state.agents.as_deref(), &who, req).await));
     }
     if super::agents::api::is_api_path(req.uri().path()) {

@@ -209,16 +209,10 @@ async fn session(
             result
         }
     };
-    let stopped = async move {
-        match ended {
-            Some(rx) => super::agents::cut::ended(rx).await,
-            None => std::future::pending().await,
-        }
-    };
     let outcome = tokio::select! {
         r = down => r,
         r = up => r,
-        _ = stopped => Err("the agent session was stopped".to_string()),
+        _ = super::agents::cut::ended(ended) => Err("the agent session was stopped".to_string()),
     };
     let Ok(shared) = Arc::try_unwrap(shared) else {
         tracing::error!(session = %session_id, "session state still shared at the end; summary not written");

@@ -95,10 +95,10 @@ impl Upstream {
             }
             // An agent is its engineer to the cluster, with the agent and its session as user
             // extras, so the cluster's own audit log names them too.
-            if let (Some(agent), Some(session)) = (id.agent(), id.claims.get("sid").and_then(serde_json::Value::as_str)) {
+            if let Some(live) = who.agent_session() {
                 let value = |v: &str| HeaderValue::from_str(v).map_err(|_| format!("{v:?} cannot be sent as a header"));
-                headers.insert(EXTRA_AGENT, value(agent)?);
-                headers.insert(EXTRA_AGENT_SESSION, value(session)?);
+                headers.insert(EXTRA_AGENT, value(live.agent())?);
+                headers.insert(EXTRA_AGENT_SESSION, value(live.id())?);
             }
         }
         Ok(())

@@ -95,10 +95,14 @@ pub async fn handle(reviews: Option<&Reviews>, agents: Option<&crate::relay::age
 }
 
 async fn serve(reviews: Option<&Reviews>, agents: Option<&crate::relay::agents::Agents>, who: &Authenticated, req: Request<Incoming>) -> Result<Response<Body>, Status> {
+    let id = who.identity();
+    // An agent acts for its engineer but never decides: only a human approves or denies.
+    if let Some(agent) = id.agent().filter(|_| req.method() != Method::GET) {
+        return Err(Status::forbidden(format!("agent {agent:?} cannot approve or deny reviews: a human reviewer decides (the agent may read a review's state)")).with_code("AgentNotAllowed"));
+    }
     let Some(reviews) = reviews else {
         return Err(Status::failure(404, "NotFound", "this relay has no reviews: its policy has no review rules and relay.yaml has no review section"));
     };
-    let id = who.identity();
     let caller = Caller { subject: &id.subject, username: &id.username, groups: &id.groups };
     let path = req.uri().path().to_string();
     let rest = path.strip_prefix(PREFIX).unwrap_or("");

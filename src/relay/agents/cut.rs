@@ -19,11 +19,15 @@ use tokio::sync::watch;
 use crate::proxy::pass::{Upgrade, UpgradeHook};
 use crate::respond::{Body, BoxError};
 
-/// Resolves when the session ends (or never, when its registry is gone with the relay).
-pub async fn ended(mut rx: watch::Receiver<bool>) {
-    if rx.wait_for(|ended| *ended).await.is_err() {
-        std::future::pending::<()>().await;
+/// Resolves when the session ends; never without a session, or when its registry is gone with
+/// the relay.
+pub async fn ended(rx: Option<watch::Receiver<bool>>) {
+    if let Some(mut rx) = rx {
+        if rx.wait_for(|ended| *ended).await.is_ok() {
+            return;
+        }
     }
+    std::future::pending::<()>().await;
 }
 
 /// The error a cut body ends with.
@@ -40,7 +44,7 @@ pub fn body(resp: Response<Body>, rx: watch::Receiver<bool>) -> Response<Body> {
     tokio::spawn(async move {
         let mut tx = tx;
         tokio::select! {
-            _ = ended(rx) => { let _ = tx.send(()); }
+            _ = ended(Some(rx)) => { let _ = tx.send(()); }
             _ = tx.closed() => {}
         }
     });
@@ -92,7 +96,7 @@ pub fn splice(rx: watch::Receiver<bool>) -> Upgrade {
         Box::pin(async move {
             tokio::select! {
                 _ = crate::proxy::splice::splice(client, upstream) => {}
-                _ = ended(rx) => tracing::info!("agent session stopped: an upgraded connection was cut"),
+                _ = ended(Some(rx)) => tracing::info!("agent session stopped: an upgraded connection was cut"),
             }
         })
     });
@@ -123,7 +127,9 @@ mod tests {
     async fn a_dropped_registry_never_cuts() {
         let (tx, rx) = watch::channel(false);
         drop(tx);
-        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), ended(rx)).await;
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), ended(Some(rx))).await;
+        assert!(waited.is_err());
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), ended(None)).await;
         assert!(waited.is_err());
     }
 }

@@ -60,40 +60,45 @@ impl Agents {
 
     /// Check an agent certificate's actor and the bearer token against each other and against the
     /// live session. The identity returned is the engineer's, as it was when the session was
-    /// minted, with the agent in `act.sub` and the session in `sid`.
+    /// minted, with the agent in `act.sub` and the session in `sid`; it is built once per token
+    /// (then cached with it), while the session's state is checked on every request.
     pub fn authenticate(&self, token: &str, cert: &CertSubject, actor: &Actor, cache: &TokenCache) -> Result<(Identity, Arc<registry::Live>), Unauthenticated> {
         let now = chrono::Utc::now();
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let (subject, agent, session) = match cache.get(&key) {
-            Some(id) => {
-                let sid = id.claims.get("sid").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                (id.subject.clone(), id.agent().unwrap_or_default().to_string(), sid)
-            }
+        let cached = cache.get(&key);
+        let claims;
+        let (subject, agent, session) = match &cached {
+            Some(id) => (id.subject.as_str(), id.agent().unwrap_or_default(), id.claims.get("sid").and_then(serde_json::Value::as_str).unwrap_or_default()),
             None => {
-                let c = self.key.verify(token, now.timestamp()).map_err(Unauthenticated::BadAgentToken)?;
-                (c.subject, c.agent, c.session)
+                claims = self.key.verify(token, now.timestamp()).map_err(Unauthenticated::BadAgentToken)?;
+                (claims.subject.as_str(), claims.agent.as_str(), claims.session.as_str())
             }
         };
         if subject != cert.subject || agent != actor.agent || session != actor.session {
             return Err(Unauthenticated::AgentMismatch);
         }
-        let live = self.registry.get(&session).ok_or(Unauthenticated::AgentSessionUnknown)?;
-        let info = live.info();
-        if info.subject != subject || info.agent != agent || info.cert_serial != cert.serial {
+        let live = self.registry.get(session).ok_or(Unauthenticated::AgentSessionUnknown)?;
+        if live.subject() != subject || live.agent() != agent || live.cert_serial() != cert.serial {
             return Err(Unauthenticated::AgentMismatch);
         }
-        if info.state != crate::agent::SessionState::Active {
-            return Err(Unauthenticated::AgentSessionEnded(ended_message(&info)));
+        if !live.is_active(now) {
+            return Err(Unauthenticated::AgentSessionEnded(ended_message(&live.info_at(now))));
         }
-        let expires_at = chrono::DateTime::parse_from_rfc3339(&info.not_after).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or(now);
-        let identity = Identity {
-            subject: info.subject.clone(),
-            username: info.username.clone(),
-            groups: info.groups.clone(),
-            expires_at,
-            claims: serde_json::json!({"sub": info.subject, "act": {"sub": info.agent}, "sid": info.id}),
+        let identity = match cached {
+            Some(id) => id,
+            None => {
+                let info = live.info_at(now);
+                let identity = Identity {
+                    subject: info.subject.clone(),
+                    username: info.username,
+                    groups: info.groups,
+                    expires_at: live.not_after(),
+                    claims: serde_json::json!({"sub": info.subject, "act": {"sub": info.agent}, "sid": info.id}),
+                };
+                cache.put(key, identity.clone());
+                identity
+            }
         };
-        cache.put(key, identity.clone());
         Ok((identity, live))
     }
 }

@@ -172,6 +172,12 @@ impl Live {
         &self.session.subject
     }
 
+    /// The agent certificate's serial (hex).
+    #[must_use]
+    pub fn cert_serial(&self) -> &str {
+        &self.session.cert_serial
+    }
+
     #[must_use]
     pub fn not_after(&self) -> DateTime<Utc> {
         self.session.not_after
