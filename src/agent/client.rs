@@ -459,11 +459,7 @@ fn check_list(l: SessionList, what: &'static str) -> Result<SessionList, AgentCl
 
 /// A non-200 answer: the `Status` message on one line, else the start of the body.
 pub fn refused(code: u16, body: &[u8], relay: &str) -> AgentClientError {
-    let message = match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v) => v.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string(),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    };
-    let message = crate::text::one_line(&message, 500);
+    let message = crate::text::one_line(&crate::kube::status::message_of(body), 500);
     let message = if message.is_empty() { format!("the relay at {relay} answered HTTP {code}") } else { message };
     AgentClientError::Refused { code, message }
 }

@@ -7,6 +7,18 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What a client shows for an error answer's body: the `message` of its `Status`, else the
+/// start of the body (at most 200 bytes). Raw text: callers choose how to fit it on one line.
+#[must_use]
+pub fn message_of(body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        message: String,
+    }
+    serde_json::from_slice::<Answer>(body).map(|a| a.message).unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
 /// The `details.causes[].reason` of the cause that carries hoop-kube's reason code.
 pub const CODE_CAUSE: &str = "HoopKubeCode";
 
@@ -230,6 +242,16 @@ impl Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_message_of_an_error_answer() {
+        let s = Status::forbidden("no\nway");
+        assert_eq!(message_of(&s.to_json()), "no\nway");
+        assert_eq!(message_of(b"{}"), "");
+        assert_eq!(message_of(b"plain text refusal"), "plain text refusal");
+        assert_eq!(message_of(&[b'x'; 300]).len(), 200);
+        assert_eq!(message_of(br#"{"message": 7}"#), r#"{"message": 7}"#);
+    }
 
     #[test]
     fn not_found_matches_apiserver_wording() {

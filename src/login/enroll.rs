@@ -109,12 +109,6 @@ struct Answer {
     ca_certificate: String,
 }
 
-#[derive(Deserialize)]
-struct StatusAnswer {
-    #[serde(default)]
-    message: String,
-}
-
 /// Ask the relay at `relay_url` (pinned by `pin`) to certify the key in `key_pem` for the subject
 /// of `id_token` (`expected_subject`), for at most `lifetime`.
 pub async fn enroll(
@@ -150,9 +144,7 @@ pub async fn enroll(
     let code = resp.status().as_u16();
     let bytes = read_capped(resp).await.map_err(|reason| EnrollError::Unreachable { relay: relay_url.into(), reason })?;
     if code != 200 {
-        let message = serde_json::from_slice::<StatusAnswer>(&bytes)
-            .map(|s| s.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+        let message = crate::kube::status::message_of(&bytes);
         let message = if message.trim().is_empty() { format!("HTTP {code} without a reason") } else { message.replace(['\n', '\r'], " ") };
         return Err(EnrollError::Refused { code, message });
     }

@@ -228,12 +228,6 @@ struct List {
     items: Vec<Review>,
 }
 
-#[derive(Deserialize)]
-struct StatusAnswer {
-    #[serde(default)]
-    message: String,
-}
-
 impl Client {
     /// A client for `target`, trusting its CA.
     ///
@@ -351,7 +345,7 @@ impl Client {
 
 /// A non-200 answer as [`ClientError::Refused`]: the `Status` message, else the start of the body.
 fn refused(code: u16, bytes: &[u8], server: &str) -> ClientError {
-    let message = serde_json::from_slice::<StatusAnswer>(bytes).map(|s| s.message).unwrap_or_else(|_| String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned());
+    let message = crate::kube::status::message_of(bytes);
     let message = if message.trim().is_empty() { format!("HTTP {code} from {server}") } else { message.replace(['\n', '\r'], " ") };
     ClientError::Refused { code, message }
 }
