@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod agent;
+pub mod atomic_file;
 pub mod demo;
 pub mod forward;
 pub mod jws;

@@ -12,7 +12,6 @@
 //! directory, then a rename), in a directory created `0700` when missing. [`agent_kubeconfig`]
 //! builds the document without I/O, so the demo can put the same contexts in its own kubeconfig.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -72,10 +71,6 @@ pub fn agent_kubeconfig(relay_url: &str, server_ca_pem: &str, minted: &Minted, k
 pub fn write_agent_kubeconfig(dir: &Path, relay_url: &str, server_ca_pem: &str, minted: &Minted, key_pem: &str, context_name: &str, namespace: Option<&str>) -> Result<PathBuf, KubeconfigError> {
     let doc = agent_kubeconfig(relay_url, server_ca_pem, minted, key_pem, context_name, namespace);
     let text = serde_yaml_ng::to_string(&doc).map_err(|e| KubeconfigError::Serialize(e.to_string()))?;
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| KubeconfigError::Io { op, path, source }
-    };
     let mut b = std::fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -83,26 +78,10 @@ pub fn write_agent_kubeconfig(dir: &Path, relay_url: &str, server_ca_pem: &str, 
         use std::os::unix::fs::DirBuilderExt as _;
         b.mode(0o700);
     }
-    b.create(dir).map_err(io("create", dir))?;
+    b.create(dir).map_err(|source| KubeconfigError::Io { op: "create", path: dir.to_path_buf(), source })?;
     let path = dir.join(FILE_NAME);
-    let tmp = dir.join(format!(".{FILE_NAME}.{}.{}.tmp", std::process::id(), hex::encode(rand::random::<[u8; 4]>())));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let written = (|| {
-        let mut f = opts.open(&tmp).map_err(io("create", &tmp))?;
-        f.write_all(text.as_bytes()).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("write", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("replace", &path))
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map(|()| path)
+    crate::atomic_file::write(&path, text.as_bytes(), 0o600).map_err(|e| KubeconfigError::Io { op: e.op, path: e.path, source: e.source })?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -508,40 +508,14 @@ async fn export(c: &RecordsClient, e: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Write `bytes` to `path` atomically: a new 0600 file beside it, flushed, renamed over it.
+/// Write `bytes` to `path` atomically, `0600` ([`crate::atomic_file`]), then flush the directory.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?
-        .to_string_lossy()
-        .into_owned();
+    path.file_name().with_context(|| format!("{} is not a file name", path.display()))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}.tmp",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
+    crate::atomic_file::write(path, bytes, 0o600).map_err(|e| e.source).with_context(|| format!("cannot write {}", path.display()))?;
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }

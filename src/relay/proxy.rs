@@ -101,6 +101,15 @@ struct Verdict {
     review: Option<String>,
 }
 
+impl Verdict {
+    /// An agent session's limit refused the request: a deny, named by the limit.
+    fn refused_by_limit(&mut self, refused: super::agents::gate::Refused) -> Status {
+        self.decision = crate::record::Decision::Deny;
+        self.rule = Some(refused.rule);
+        refused.status
+    }
+}
+
 /// The record's view of the request, before any decision.
 fn new_record(who: &authn::Authenticated, info: &RequestInfo, serial: Option<String>, req: &Request<Incoming>, received: i64) -> crate::record::Record {
     let id = who.identity();
@@ -191,11 +200,7 @@ async fn admit(state: &Arc<RelayState>, who: &authn::Authenticated, info: &Reque
     let limit = match (state.agents.as_deref(), who.agent_session()) {
         (Some(agents), Some(live)) => {
             let gate = super::agents::gate::Gate::new(agents, live);
-            if let Err(refused) = gate.precheck(info) {
-                verdict.decision = crate::record::Decision::Deny;
-                verdict.rule = Some(refused.rule);
-                return Err(refused.status);
-            }
+            gate.precheck(info).map_err(|r| verdict.refused_by_limit(r))?;
             Some(gate)
         }
         _ => None,
@@ -209,11 +214,7 @@ async fn admit(state: &Arc<RelayState>, who: &authn::Authenticated, info: &Reque
     };
     // Let through: a mutating call or delete spends the session's budget, or is refused.
     if let Some(gate) = limit {
-        if let Err(refused) = gate.charge(info).await {
-            verdict.decision = crate::record::Decision::Deny;
-            verdict.rule = Some(refused.rule);
-            return Err(refused.status);
-        }
+        gate.charge(info).await.map_err(|r| verdict.refused_by_limit(r))?;
     }
     Ok(admitted)
 }
